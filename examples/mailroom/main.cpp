@@ -1,0 +1,97 @@
+// mailroom: compose (and, later, send) email from the command line.
+//
+// Exit statuses follow sysexits.h (see cli.hpp) and are part of the tool's contract.
+
+#include "cli.hpp"
+
+#include <cstdio>
+#include <cstring>
+#include <exception>
+
+namespace mailroom::cli {
+
+namespace {
+
+const char* top_usage = "usage: mailroom <command> [options]\n"
+                        "commands:\n"
+                        "  compose   write a message in wire form (CRLF) to stdout\n"
+                        "run 'mailroom <command> --help' for a command's options\n";
+
+// Diagnostics quote user input: keep them one line whatever that input holds.
+std::string one_line(std::string_view s)
+{
+    std::string out;
+    for (unsigned char c : s) {
+        if (c < 0x20 || c == 0x7F) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\x%02X", c);
+            out += buf;
+        } else {
+            out += static_cast<char>(c);
+        }
+    }
+    return out;
+}
+
+bool write_all(std::string_view s)
+{
+    return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
+}
+
+} // namespace
+
+int compose_main(std::span<char*> argv)
+{
+    arg_reader args(argv);
+    message_options msg;
+    for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
+        if (flag == "--help" || flag == "-h") {
+            std::printf("usage: mailroom compose [options]\n%s", message_options::usage());
+            return ex_ok;
+        }
+        if (!msg.take(flag, args))
+            throw failure(ex_usage, "compose: unknown option " + std::string(flag));
+    }
+    const mime::message m = msg.build();
+    auto reader = m.open();
+    error_code ec;
+    for (std::string_view chunk = reader.next(ec); !chunk.empty(); chunk = reader.next(ec))
+        if (!write_all(chunk))
+            throw failure(74, "cannot write to stdout"); // EX_IOERR
+    if (ec)
+        throw failure(ec == error::file_unreadable ? ex_noinput : ex_dataerr,
+                      "writing the message: " + ec.message());
+    if (std::fflush(stdout) != 0)
+        throw failure(74, "cannot write to stdout");
+    return ex_ok;
+}
+
+} // namespace mailroom::cli
+
+int main(int argc, char** argv)
+{
+    using namespace mailroom::cli;
+    std::span<char*> args(argv + 1, static_cast<std::size_t>(argc > 0 ? argc - 1 : 0));
+    try {
+        if (args.empty()) {
+            std::fputs(top_usage, stderr);
+            return ex_usage;
+        }
+        const std::string_view cmd = args[0];
+        if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+            std::fputs(top_usage, stdout);
+            return ex_ok;
+        }
+        if (cmd == "compose")
+            return compose_main(args.subspan(1));
+        std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
+                     top_usage);
+        return ex_usage;
+    } catch (const failure& f) {
+        std::fprintf(stderr, "mailroom: %s\n", one_line(f.what()).c_str());
+        return f.status;
+    } catch (const std::exception& e) {
+        std::fprintf(stderr, "mailroom: %s\n", e.what());
+        return 70; // EX_SOFTWARE
+    }
+}

@@ -1,0 +1,72 @@
+// mailroom::mime::message: a built, validated message ready to be written.
+#pragma once
+
+#include <mailroom/envelope.hpp>
+#include <mailroom/error.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace mailroom::mime {
+
+namespace detail {
+struct message_data;
+class reader_state;
+} // namespace detail
+
+/// A message in wire form (RFC 5322, CRLF line ends, no line over 998 octets), with its
+/// envelope. Made by message_builder::build() or from pre-built bytes with message::from_bytes.
+///
+/// Cheap to copy (the content is shared and immutable). Thread safety: const access from any
+/// number of threads is safe; each reader belongs to one thread at a time.
+class MAILROOM_API message {
+public:
+    /// A message whose wire form is already known (for example an .eml file). `bytes` must use
+    /// CRLF line ends; it is sent as it is.
+    static message from_bytes(std::string bytes, mailroom::envelope env, std::string message_id = {});
+
+    const mailroom::envelope& envelope() const noexcept;
+    /// The Message-ID with its angle brackets, e.g. `<k3j...@example.com>`; the same every time
+    /// the message is written.
+    const std::string& message_id() const noexcept;
+
+    /// Exact size in octets of the wire form, before any SMTP dot-stuffing: what SIZE= declares.
+    std::uint64_t size() const noexcept;
+
+    /// Writes the whole message into one buffer. Errors: error::file_unreadable,
+    /// error::file_changed (an attachment file changed since build()).
+    result<std::string> serialize() const;
+
+    /// Reads the wire form as a sequence of chunks, so a transport can write a message with large
+    /// file attachments without holding it encoded in memory. Each chunk is at most about 96 KiB.
+    class MAILROOM_API reader {
+    public:
+        reader(reader&&) noexcept;
+        reader& operator=(reader&&) noexcept;
+        ~reader();
+
+        /// The next chunk; empty at the end. The view stays valid until the next call.
+        /// Errors: error::file_unreadable, error::file_changed.
+        std::string_view next(error_code& ec);
+        /// Octets not yet returned.
+        std::uint64_t remaining() const noexcept;
+
+    private:
+        friend class message;
+        explicit reader(std::shared_ptr<const detail::message_data> d);
+        std::unique_ptr<detail::reader_state> state_;
+    };
+    reader open() const;
+
+    explicit message(std::shared_ptr<const detail::message_data> d) noexcept
+        : data_(std::move(d))
+    {
+    }
+
+private:
+    std::shared_ptr<const detail::message_data> data_;
+};
+
+} // namespace mailroom::mime

@@ -1,0 +1,330 @@
+#include "encoding.hpp"
+
+#include <array>
+#include <cstring>
+
+namespace mailroom::mime::detail {
+
+// ---- UTF-8 ---------------------------------------------------------------------------------
+
+bool is_valid_utf8(std::string_view s) noexcept
+{
+    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
+    const auto* end = p + s.size();
+    while (p < end) {
+        unsigned char c = *p;
+        if (c < 0x80) {
+            ++p;
+            continue;
+        }
+        std::size_t n;
+        char32_t cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 2;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 3;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 4;
+            cp = c & 0x07;
+        } else {
+            return false; // continuation byte as lead, overlong 2-byte lead, or > U+10FFFF
+        }
+        if (static_cast<std::size_t>(end - p) < n)
+            return false;
+        for (std::size_t i = 1; i < n; ++i) {
+            if ((p[i] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (p[i] & 0x3F);
+        }
+        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        p += n;
+    }
+    return true;
+}
+
+bool is_printable_ascii(std::string_view s) noexcept
+{
+    for (unsigned char c : s)
+        if (c < 0x20 || c > 0x7E)
+            return false;
+    return true;
+}
+
+bool has_control(std::string_view s) noexcept
+{
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        auto c = static_cast<unsigned char>(s[i]);
+        if (c < 0x20 || c == 0x7F)
+            return true;
+        // U+0080..U+009F are encoded as C2 80..C2 9F.
+        if (c == 0xC2 && i + 1 < s.size()) {
+            auto d = static_cast<unsigned char>(s[i + 1]);
+            if (d >= 0x80 && d <= 0x9F)
+                return true;
+        }
+    }
+    return false;
+}
+
+// ---- base64 ----------------------------------------------------------------------------------
+
+namespace {
+
+constexpr char b64_alphabet[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// Two output characters for every 12-bit input value: one table load per two characters.
+struct pair_table {
+    std::array<std::array<char, 2>, 4096> v{};
+    constexpr pair_table()
+    {
+        for (unsigned i = 0; i < 4096; ++i)
+            v[i] = {b64_alphabet[i >> 6], b64_alphabet[i & 63]};
+    }
+};
+constexpr pair_table pairs;
+
+// Encodes whole 3-octet groups; returns the output position.
+inline char* encode_groups(char* o, const unsigned char* p, std::size_t groups) noexcept
+{
+    for (std::size_t g = 0; g < groups; ++g, p += 3, o += 4) {
+        const std::uint32_t x = (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2];
+        std::memcpy(o, pairs.v[x >> 12].data(), 2);
+        std::memcpy(o + 2, pairs.v[x & 0xFFF].data(), 2);
+    }
+    return o;
+}
+
+inline char* encode_tail(char* o, const unsigned char* p, std::size_t rest) noexcept
+{
+    if (rest == 0)
+        return o;
+    const std::uint32_t x = (std::uint32_t{p[0]} << 16) | (rest == 2 ? std::uint32_t{p[1]} << 8 : 0);
+    o[0] = b64_alphabet[(x >> 18) & 63];
+    o[1] = b64_alphabet[(x >> 12) & 63];
+    o[2] = rest == 2 ? b64_alphabet[(x >> 6) & 63] : '=';
+    o[3] = '=';
+    return o + 4;
+}
+
+} // namespace
+
+void base64_append(std::string& out, std::string_view in)
+{
+    const std::size_t old = out.size();
+    out.resize(old + base64_size(in.size()));
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    char* o = encode_groups(out.data() + old, p, in.size() / 3);
+    encode_tail(o, p + in.size() / 3 * 3, in.size() % 3);
+}
+
+void base64_lines_append(std::string& out, std::string_view in)
+{
+    const std::size_t old = out.size();
+    out.resize(old + base64_lines_size(in.size()));
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    char* o = out.data() + old;
+    std::size_t left = in.size();
+    while (left > base64_line_input) {
+        o = encode_groups(o, p, base64_line_input / 3);
+        o[0] = '\r';
+        o[1] = '\n';
+        o += 2;
+        p += base64_line_input;
+        left -= base64_line_input;
+    }
+    o = encode_groups(o, p, left / 3);
+    encode_tail(o, p + left / 3 * 3, left % 3);
+}
+
+// ---- text bodies ---------------------------------------------------------------------------
+
+std::string to_crlf_lines(std::string_view in)
+{
+    std::string out;
+    out.reserve(in.size() + in.size() / 32 + 2);
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        char c = in[i];
+        if (c == '\r') {
+            out += "\r\n";
+            if (i + 1 < in.size() && in[i + 1] == '\n')
+                ++i;
+        } else if (c == '\n') {
+            out += "\r\n";
+        } else {
+            out += c;
+        }
+    }
+    if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0)
+        out += "\r\n";
+    return out;
+}
+
+text_stats scan_text(std::string_view t) noexcept
+{
+    text_stats st;
+    std::size_t line = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        auto c = static_cast<unsigned char>(t[i]);
+        if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') {
+            if (line > st.longest_line)
+                st.longest_line = line;
+            line = 0;
+            ++i;
+            continue;
+        }
+        ++line;
+        if (c >= 0x80)
+            ++st.non_ascii;
+        else if ((c < 0x20 && c != '\t') || c == 0x7F)
+            ++st.controls;
+    }
+    if (line > st.longest_line)
+        st.longest_line = line;
+    return st;
+}
+
+namespace {
+constexpr char hex_digits[] = "0123456789ABCDEF";
+
+inline void put_hex(std::string& out, unsigned char c)
+{
+    out += '=';
+    out += hex_digits[c >> 4];
+    out += hex_digits[c & 15];
+}
+} // namespace
+
+void quoted_printable_append(std::string& out, std::string_view text)
+{
+    // RFC 2045 §6.7: encoded lines are at most 76 characters; a soft break "=" counts as one.
+    constexpr std::size_t max_line = 76;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        std::size_t eol = text.find("\r\n", pos);
+        const bool hard_break = eol != std::string_view::npos;
+        if (!hard_break)
+            eol = text.size();
+        std::string_view line = text.substr(pos, eol - pos);
+        std::size_t col = 0;
+        for (std::size_t i = 0; i < line.size(); ++i) {
+            auto c = static_cast<unsigned char>(line[i]);
+            const bool last = i + 1 == line.size();
+            // Rule (3): white space at the end of a line must be encoded.
+            const bool literal = (c >= 33 && c <= 126 && c != '=') ||
+                                 ((c == ' ' || c == '\t') && !last);
+            const std::size_t width = literal ? 1 : 3;
+            // Leave room for the soft-break '=' unless this is the line's last character.
+            const std::size_t need = last ? width : width + 1;
+            if (col + need > max_line) {
+                out += "=\r\n";
+                col = 0;
+            }
+            if (literal)
+                out += static_cast<char>(c);
+            else
+                put_hex(out, c);
+            col += width;
+        }
+        if (hard_break)
+            out += "\r\n";
+        pos = hard_break ? eol + 2 : eol;
+    }
+}
+
+// ---- RFC 2047 --------------------------------------------------------------------------------
+
+namespace {
+
+// RFC 2047 §5(3): in a phrase, a Q-encoded word may hold only letters, digits and "!*+-/" as
+// themselves (and "_" for a space).
+inline bool q_literal(unsigned char c) noexcept
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '!' ||
+           c == '*' || c == '+' || c == '-' || c == '/';
+}
+
+inline std::size_t q_width(unsigned char c) noexcept { return (q_literal(c) || c == ' ') ? 1 : 3; }
+
+} // namespace
+
+void encoded_words_joined(std::string& out, std::string_view text, std::size_t first_max)
+{
+    std::size_t q_len = 0;
+    for (unsigned char c : text)
+        q_len += q_width(c);
+    const bool use_q = q_len <= base64_size(text.size());
+    const std::string_view prefix = use_q ? "=?UTF-8?Q?" : "=?UTF-8?B?";
+    constexpr std::size_t overhead = 12; // prefix + "?="
+
+    std::size_t limit = first_max;
+    std::size_t pos = 0;
+    bool first = true;
+    while (pos < text.size() || first) {
+        if (!first)
+            out += '\n';
+        const std::size_t payload_max = (limit > overhead ? limit - overhead : 4);
+        // Take whole characters while the encoded payload fits; always at least one.
+        std::size_t end = pos;
+        std::size_t width = 0;
+        while (end < text.size()) {
+            std::size_t n = utf8_seq_len(static_cast<unsigned char>(text[end]));
+            if (end + n > text.size())
+                n = text.size() - end;
+            std::size_t w = 0;
+            if (use_q) {
+                for (std::size_t k = 0; k < n; ++k)
+                    w += q_width(static_cast<unsigned char>(text[end + k]));
+                if (width + w > payload_max && end > pos)
+                    break;
+                width += w;
+            } else {
+                if (base64_size(end + n - pos) > payload_max && end > pos)
+                    break;
+            }
+            end += n;
+        }
+        out += prefix;
+        std::string_view chunk = text.substr(pos, end - pos);
+        if (use_q) {
+            for (unsigned char c : chunk) {
+                if (c == ' ')
+                    out += '_';
+                else if (q_literal(c))
+                    out += static_cast<char>(c);
+                else
+                    put_hex(out, c);
+            }
+        } else {
+            base64_append(out, chunk);
+        }
+        out += "?=";
+        pos = end;
+        first = false;
+        limit = max_encoded_word;
+    }
+}
+
+// ---- RFC 2231 --------------------------------------------------------------------------------
+
+void rfc2231_append(std::string& out, std::string_view value)
+{
+    // RFC 2231 §7: attribute-char is any printable ASCII but space, "*", "'", "%" and tspecials.
+    constexpr std::string_view tspecials = "()<>@,;:\\\"/[]?=";
+    for (unsigned char c : value) {
+        if (c > 0x20 && c < 0x7F && c != '*' && c != '\'' && c != '%' &&
+            tspecials.find(static_cast<char>(c)) == std::string_view::npos) {
+            out += static_cast<char>(c);
+        } else {
+            out += '%';
+            out += hex_digits[c >> 4];
+            out += hex_digits[c & 15];
+        }
+    }
+}
+
+} // namespace mailroom::mime::detail
