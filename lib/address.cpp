@@ -13,6 +13,7 @@
 #include <idn2.h>
 
 #include <cstdlib>
+#include <ostream>
 #include <memory>
 #include <vector>
 
@@ -444,6 +445,15 @@ result<mailbox> mailbox::parse(std::string_view text)
 {
     diagnostics d;
     return parse(text, d);
+}
+
+std::ostream& operator<<(std::ostream& os, const address& a) { return os << a.str(); }
+
+std::ostream& operator<<(std::ostream& os, const mailbox& m)
+{
+    if (!m.display_name().empty())
+        os << '"' << m.display_name() << "\" ";
+    return os << '<' << m.address() << '>';
 }
 
 } // namespace mailroom

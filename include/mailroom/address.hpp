@@ -3,6 +3,7 @@
 
 #include <mailroom/error.hpp>
 
+#include <iosfwd>
 #include <string>
 #include <string_view>
 
@@ -88,5 +89,11 @@ private:
     std::string name_;
     mailroom::address addr_;
 };
+
+/// Writes address::str().
+MAILROOM_API std::ostream& operator<<(std::ostream& os, const address& a);
+/// Writes `"display name" <address>` (quoted when there is a name); for logs and tests, not for
+/// headers, which the mime module encodes.
+MAILROOM_API std::ostream& operator<<(std::ostream& os, const mailbox& m);
 
 } // namespace mailroom

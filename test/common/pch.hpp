@@ -1,5 +1,4 @@
 // Precompiled header for the test programs: doctest and the standard library.
-#pragma once
 
 #include <doctest/doctest.h>
 

@@ -17,3 +17,222 @@ TEST_CASE("base64 of RFC 4648 test vectors")
         CHECK(base64_size(in.size()) == want.size());
     }
 }
+
+namespace {
+
+// Test-only decoders, written from RFC 2045 independently of the encoders under test.
+std::string base64_decode(std::string_view in)
+{
+    auto val = [](char c) -> int {
+        if (c >= 'A' && c <= 'Z')
+            return c - 'A';
+        if (c >= 'a' && c <= 'z')
+            return c - 'a' + 26;
+        if (c >= '0' && c <= '9')
+            return c - '0' + 52;
+        return c == '+' ? 62 : c == '/' ? 63 : -1;
+    };
+    std::string out;
+    unsigned buf = 0;
+    int bits = 0;
+    for (char c : in) {
+        int v = val(c);
+        if (v < 0)
+            continue;
+        buf = (buf << 6) | static_cast<unsigned>(v);
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out += static_cast<char>((buf >> bits) & 0xFF);
+        }
+    }
+    return out;
+}
+
+std::string qp_decode(std::string_view in)
+{
+    std::string out;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] != '=') {
+            out += in[i];
+        } else if (in.substr(i + 1, 2) == "\r\n") {
+            i += 2;
+        } else {
+            out += static_cast<char>(std::stoi(std::string(in.substr(i + 1, 2)), nullptr, 16));
+            i += 2;
+        }
+    }
+    return out;
+}
+
+std::vector<std::string_view> lines_of(std::string_view s)
+{
+    std::vector<std::string_view> v;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+        std::size_t e = s.find("\r\n", pos);
+        if (e == std::string_view::npos)
+            e = s.size();
+        v.push_back(s.substr(pos, e - pos));
+        pos = e + 2;
+    }
+    return v;
+}
+
+// Every CR is followed by LF and every LF preceded by CR.
+bool only_crlf(std::string_view s)
+{
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (s[i] == '\r' && (i + 1 == s.size() || s[i + 1] != '\n'))
+            return false;
+        if (s[i] == '\n' && (i == 0 || s[i - 1] != '\r'))
+            return false;
+    }
+    return true;
+}
+
+std::string all_bytes(std::size_t n)
+{
+    std::string s(n, '\0');
+    for (std::size_t i = 0; i < n; ++i)
+        s[i] = static_cast<char>((i * 7 + i / 256) & 0xFF);
+    return s;
+}
+
+} // namespace
+
+TEST_SUITE("mime.encoding")
+{
+    TEST_CASE("base64 lines: 76 characters, exact size, round trip")
+    {
+        for (std::size_t n : {0u, 1u, 2u, 3u, 56u, 57u, 58u, 114u, 115u, 1000u, 65536u}) {
+            const std::string data = all_bytes(n);
+            std::string out;
+            base64_lines_append(out, data);
+            CHECK(out.size() == base64_lines_size(n));
+            CHECK(base64_decode(out) == data);
+            for (auto line : lines_of(out))
+                CHECK(line.size() <= 76);
+            CHECK(only_crlf(out));
+        }
+    }
+
+    TEST_CASE("base64 lines encoded in 57-octet multiples join with CRLF")
+    {
+        const std::string data = all_bytes(57 * 10 + 13);
+        std::string whole, pieces;
+        base64_lines_append(whole, data);
+        base64_lines_append(pieces, std::string_view(data).substr(0, 57 * 4));
+        pieces += "\r\n";
+        base64_lines_append(pieces, std::string_view(data).substr(57 * 4));
+        CHECK(pieces == whole);
+    }
+
+    TEST_CASE("line ends are normalised to CRLF and a final CRLF is added")
+    {
+        CHECK(to_crlf_lines("a\nb\rc\r\nd") == "a\r\nb\r\nc\r\nd\r\n");
+        CHECK(to_crlf_lines("") == "\r\n");
+        CHECK(to_crlf_lines("x\r\n") == "x\r\n");
+        CHECK(to_crlf_lines("\r\r\n\n") == "\r\n\r\n\r\n");
+    }
+
+    TEST_CASE("quoted-printable: soft breaks, trailing white space, 8-bit octets")
+    {
+        const std::string texts[] = {
+            to_crlf_lines(std::string(300, 'x')),
+            to_crlf_lines("trailing space \nand tab\t\nend"),
+            to_crlf_lines("Grüße aus Köln = 1 €"),
+            to_crlf_lines(std::string(75, 'a') + "=" + std::string(80, 'b')),
+            to_crlf_lines(".leading dot\nFrom the start"),
+            to_crlf_lines(all_bytes(2000)),
+        };
+        for (const auto& t : texts) {
+            std::string out;
+            quoted_printable_append(out, t);
+            CHECK(qp_decode(out) == t);
+            for (auto line : lines_of(out)) {
+                CHECK(line.size() <= 76);
+                CHECK(std::all_of(line.begin(), line.end(),
+                                  [](char c) { return c == '\t' || (c >= 0x20 && c < 0x7F); }));
+                if (!line.empty()) {
+                    CHECK(line.back() != ' ');
+                    CHECK(line.back() != '\t');
+                }
+            }
+        }
+        std::string out;
+        quoted_printable_append(out, "a=b\r\n");
+        CHECK(out == "a=3Db\r\n");
+    }
+
+    TEST_CASE("scan_text finds long lines, 8-bit octets and controls")
+    {
+        auto st = scan_text(to_crlf_lines("abc\n" + std::string(100, 'x') + "\nä\x01"));
+        CHECK(st.longest_line == 100);
+        CHECK(st.non_ascii == 2);
+        CHECK(st.controls == 1);
+    }
+
+    TEST_CASE("encoded-words: at most 75 characters, never split inside a character")
+    {
+        const std::string texts[] = {
+            "Grüße aus Köln",
+            "日本語のテキストはとても長くなる可能性があります。日本語のテキストはとても長くなる可能性があります。",
+            "emoji 😀😃😄😁😆😅😂🤣 and more 😀😃😄😁😆😅😂🤣😀😃😄😁😆😅😂🤣",
+            "=?utf-8?q?=0D=0ABcc:_evil@example.com?=",
+        };
+        for (const auto& t : texts) {
+            std::string rebuilt;
+            encoded_words(t, 40, [&](std::string_view w) {
+                CHECK(w.size() <= max_encoded_word);
+                REQUIRE(w.size() > 12);
+                CHECK(w.substr(0, 8) == "=?UTF-8?");
+                const char kind = w[8];
+                std::string_view payload = w.substr(10, w.size() - 12);
+                std::string decoded;
+                if (kind == 'B') {
+                    decoded = base64_decode(payload);
+                } else {
+                    std::string q(payload);
+                    std::replace(q.begin(), q.end(), '_', ' ');
+                    decoded = qp_decode(q);
+                }
+                // Each word decodes to whole characters on its own.
+                CHECK(is_valid_utf8(decoded));
+                rebuilt += decoded;
+            });
+            CHECK(rebuilt == t);
+        }
+    }
+
+    TEST_CASE("encoded-words: the first word respects the room left on the line")
+    {
+        std::vector<std::size_t> sizes;
+        encoded_words(std::string(200, 'x') + "ü", 30, [&](std::string_view w) {
+            sizes.push_back(w.size());
+        });
+        REQUIRE(sizes.size() > 2);
+        CHECK(sizes[0] <= 30);
+        CHECK(sizes[1] <= 75);
+    }
+
+    TEST_CASE("RFC 2231 percent-encoding keeps only attribute-chars")
+    {
+        std::string out;
+        rfc2231_append(out, "a b'c%d*e\"ü.pdf");
+        CHECK(out == "a%20b%27c%25d%2Ae%22%C3%BC.pdf");
+    }
+
+    TEST_CASE("UTF-8 validation and controls")
+    {
+        CHECK(is_valid_utf8("plain ascii"));
+        CHECK(is_valid_utf8("Grüße 日本 😀"));
+        CHECK_FALSE(is_valid_utf8("\xc3"));
+        CHECK_FALSE(is_valid_utf8("\xe0\x80\xaf"));
+        CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));
+        CHECK(has_control("a\rb"));
+        CHECK(has_control("a\x85" "b") == false); // a lone continuation octet is not C1
+        CHECK(has_control("a\xc2\x85" "b"));      // U+0085 NEL
+        CHECK_FALSE(has_control("Grüße"));
+    }
+}

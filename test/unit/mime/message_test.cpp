@@ -1,0 +1,417 @@
+#include <mailroom/mime/message_builder.hpp>
+
+#include "mime/header.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <unistd.h>
+
+using namespace mailroom;
+using mime::message_builder;
+
+namespace {
+
+std::string wire(const message_builder& b)
+{
+    diagnostics d;
+    auto m = b.build(d);
+    REQUIRE_MESSAGE(m.has_value(), d.to_string());
+    auto s = m->serialize();
+    REQUIRE(s);
+    CHECK(s->size() == m->size());
+    return std::move(*s);
+}
+
+message_builder basic()
+{
+    message_builder b;
+    b.from("Alice <alice@example.com>").to("bob@example.net").subject("Hello").text("Hi Bob");
+    return b;
+}
+
+std::string headers_of(std::string_view w) { return std::string(w.substr(0, w.find("\r\n\r\n") + 2)); }
+
+// RFC 5322 §2.1.1 and §2.2: CRLF only, no line over 998 octets.
+void check_wire_form(std::string_view w)
+{
+    std::size_t line = 0;
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        if (w[i] == '\r') {
+            REQUIRE(i + 1 < w.size());
+            CHECK(w[i + 1] == '\n');
+            CHECK(line <= 998);
+            line = 0;
+            ++i;
+        } else {
+            CHECK(w[i] != '\n');
+            ++line;
+        }
+    }
+    CHECK(w.substr(w.size() - 2) == "\r\n");
+}
+
+// Removes folding (RFC 5322 §2.2.3): CRLF followed by white space.
+std::string unfold(std::string_view h)
+{
+    std::string out;
+    for (std::size_t i = 0; i < h.size(); ++i) {
+        if (h.substr(i, 3) == "\r\n " || h.substr(i, 3) == "\r\n\t") {
+            i += 1;
+            continue;
+        }
+        out += h[i];
+    }
+    return out;
+}
+
+error build_error(const message_builder& b, std::string* field = nullptr)
+{
+    diagnostics d;
+    auto m = b.build(d);
+    REQUIRE_FALSE(m.has_value());
+    if (field)
+        *field = d.field;
+    return static_cast<error>(m.error().value());
+}
+
+struct temp_file {
+    std::string path;
+    explicit temp_file(std::string_view content, std::string name = "mailroom-test.bin")
+    {
+        path = std::filesystem::temp_directory_path() / (std::to_string(::getpid()) + "-" + name);
+        std::ofstream(path, std::ios::binary) << content;
+    }
+    ~temp_file() { std::remove(path.c_str()); }
+};
+
+} // namespace
+
+TEST_SUITE("mime.message")
+{
+    TEST_CASE("a minimal message")
+    {
+        const std::string w = wire(basic());
+        check_wire_form(w);
+        const std::string h = headers_of(w);
+        CHECK(h.find("From: Alice <alice@example.com>\r\n") != std::string::npos);
+        CHECK(h.find("To: bob@example.net\r\n") != std::string::npos);
+        CHECK(h.find("Subject: Hello\r\n") != std::string::npos);
+        CHECK(h.find("MIME-Version: 1.0\r\n") != std::string::npos);
+        CHECK(h.find("Content-Type: text/plain; charset=utf-8\r\n") != std::string::npos);
+        CHECK(h.find("Content-Transfer-Encoding: 7bit\r\n") != std::string::npos);
+        CHECK(h.starts_with("Date: "));
+        CHECK(w.ends_with("\r\n\r\nHi Bob\r\n"));
+    }
+
+    TEST_CASE("envelope: Bcc in the envelope only, duplicates once, Sender as MAIL FROM")
+    {
+        auto b = basic();
+        b.cc("Carol <carol@example.org>").bcc("secret@example.org").to("bob@example.net");
+        diagnostics d;
+        auto m = b.build(d);
+        REQUIRE(m.has_value());
+        const auto& env = m->envelope();
+        CHECK(env.from.str() == "alice@example.com");
+        REQUIRE(env.recipients.size() == 3);
+        CHECK(env.recipients[0].str() == "bob@example.net");
+        CHECK(env.recipients[1].str() == "carol@example.org");
+        CHECK(env.recipients[2].str() == "secret@example.org");
+        const std::string w = *m->serialize();
+        CHECK(w.find("secret") == std::string::npos);
+        CHECK(w.find("Bcc") == std::string::npos);
+
+        b.sender("list-bounces@example.com");
+        m = b.build(d);
+        REQUIRE(m.has_value());
+        CHECK(m->envelope().from.str() == "list-bounces@example.com");
+        b.envelope_from("bounce+123@example.com");
+        m = b.build(d);
+        REQUIRE(m.has_value());
+        CHECK(m->envelope().from.str() == "bounce+123@example.com");
+    }
+
+    TEST_CASE("SMTPUTF8 and 8BITMIME needs are reported in the envelope")
+    {
+        auto b = basic();
+        CHECK_FALSE(b.build_or_throw().envelope().smtputf8);
+        b.to("用户@例子.广告");
+        CHECK(b.build_or_throw().envelope().smtputf8);
+
+        auto c = basic();
+        c.text("Grüße");
+        CHECK_FALSE(c.build_or_throw().envelope().eight_bit);
+        c.mode(mime::transfer_mode::eight_bit);
+        auto m = c.build_or_throw();
+        CHECK(m.envelope().eight_bit);
+        CHECK(m.serialize()->find("Content-Transfer-Encoding: 8bit") != std::string::npos);
+    }
+
+    TEST_CASE("transfer encoding per part")
+    {
+        auto cte = [](std::string body) {
+            auto b = basic();
+            b.text(std::move(body));
+            const std::string w = wire(b);
+            const auto p = w.find("Content-Transfer-Encoding: ");
+            return w.substr(p + 27, w.find("\r\n", p) - p - 27);
+        };
+        CHECK(cte("short ascii lines") == "7bit");
+        CHECK(cte(std::string(100, 'a')) == "quoted-printable");
+        CHECK(cte("Grüße aus Köln, a mostly ASCII sentence.") == "quoted-printable");
+        CHECK(cte("日本語のテキスト") == "base64");
+        CHECK(cte(std::string("nul\0inside", 10)) == "quoted-printable");
+    }
+
+    TEST_CASE("structure: alternative, related, mixed")
+    {
+        temp_file img("\x89PNG fake image", "logo.png");
+        auto b = basic();
+        b.html("<img src=\"cid:logo\">").inline_file("logo", img.path);
+        mime::attachment a;
+        a.filename = "report.pdf";
+        a.data = "%PDF-1.4 fake";
+        b.attach(a);
+        const std::string w = wire(b);
+        check_wire_form(w);
+        const auto mixed = w.find("Content-Type: multipart/mixed");
+        const auto alt = w.find("Content-Type: multipart/alternative");
+        const auto plain = w.find("Content-Type: text/plain");
+        const auto related = w.find("Content-Type: multipart/related");
+        const auto html = w.find("Content-Type: text/html");
+        const auto png = w.find("Content-Type: image/png");
+        const auto pdf = w.find("Content-Type: application/pdf; name=\"report.pdf\"");
+        CHECK(mixed < alt);
+        CHECK(alt < plain);
+        CHECK(plain < related);
+        CHECK(related < html);
+        CHECK(html < png);
+        CHECK(png < pdf);
+        CHECK(pdf != std::string::npos);
+        CHECK(w.find("Content-ID: <logo>\r\n") != std::string::npos);
+        const std::string logo_name = std::filesystem::path(img.path).filename().string();
+        CHECK(w.find("Content-Disposition: inline; filename=\"" + logo_name + "\"") !=
+              std::string::npos);
+    }
+
+    TEST_CASE("boundaries never occur inside a part")
+    {
+        // A body that quotes every boundary-looking string it can: a clash would make the
+        // builder pick another boundary.
+        auto b = basic();
+        b.html("<p>--=_mr</p>\n--=_mr\n--=_mraaaaaaaaaaaaaaaaaaaaaaaaaa\n");
+        const std::string w = wire(b);
+        const auto p = w.find("boundary=\"");
+        REQUIRE(p != std::string::npos);
+        const std::string boundary = w.substr(p + 10, w.find('"', p + 10) - p - 10);
+        std::size_t count = 0;
+        for (auto q = w.find(boundary); q != std::string::npos; q = w.find(boundary, q + 1))
+            ++count;
+        CHECK(count == 4); // header, two delimiters, close delimiter
+    }
+
+    TEST_CASE("headers fold at 78 and unfold to the original")
+    {
+        std::string subject;
+        for (int i = 0; i < 40; ++i)
+            subject += "word" + std::to_string(i) + " ";
+        subject += "end";
+        auto b = basic();
+        b.subject(subject);
+        for (int i = 0; i < 12; ++i)
+            b.to("Recipient Number " + std::to_string(i) + " <r" + std::to_string(i) +
+                 "@example.com>");
+        const std::string h = headers_of(wire(b));
+        for (std::size_t pos = 0; pos < h.size();) {
+            auto e = h.find("\r\n", pos);
+            CHECK(e - pos <= 78);
+            pos = e + 2;
+        }
+        CHECK(unfold(h).find("Subject: " + subject + "\r\n") != std::string::npos);
+        CHECK(unfold(h).find("Recipient Number 11 <r11@example.com>\r\n") != std::string::npos);
+    }
+
+    TEST_CASE("encoded-word look-alikes in user text are themselves encoded")
+    {
+        auto b = basic();
+        b.subject("=?utf-8?q?=0D=0ABcc:_evil@example.com?=");
+        const std::string h = headers_of(wire(b));
+        CHECK(h.find("Subject: =?UTF-8?") != std::string::npos);
+        CHECK(h.find("=?utf-8?q?") == std::string::npos);
+        CHECK(h.find("Bcc") == std::string::npos);
+    }
+
+    TEST_CASE("display names: atoms, quoted strings, encoded words")
+    {
+        auto name_line = [](std::string name) {
+            message_builder b;
+            b.from("a@example.com").to(mailbox(*address::parse("x@example.com"), std::move(name)));
+            const std::string h = headers_of(wire(b));
+            const auto p = h.find("\r\nTo: ");
+            return unfold(h.substr(p + 6, h.find("\r\n", p + 2) - p - 6));
+        };
+        CHECK(name_line("Plain Name") == "Plain Name <x@example.com>");
+        CHECK(name_line("Doe, Jane") == "\"Doe, Jane\" <x@example.com>");
+        CHECK(name_line("say \"hi\" \\o/") == "\"say \\\"hi\\\" \\\\o/\" <x@example.com>");
+        CHECK(name_line("Jörg").starts_with("=?UTF-8?"));
+    }
+
+    TEST_CASE("Message-ID: generated per build, from the From domain, or fixed")
+    {
+        auto b = basic();
+        auto m1 = b.build_or_throw(), m2 = b.build_or_throw();
+        CHECK(m1.message_id() != m2.message_id());
+        CHECK(m1.message_id().ends_with("@example.com>"));
+        CHECK(m1.serialize()->find("Message-ID: " + m1.message_id() + "\r\n") != std::string::npos);
+        b.message_id_domain("mail.example.org");
+        CHECK(b.build_or_throw().message_id().ends_with("@mail.example.org>"));
+        b.message_id("abc.123@host.example");
+        CHECK(b.build_or_throw().message_id() == "<abc.123@host.example>");
+        CHECK(b.build_or_throw().message_id() == b.build_or_throw().message_id());
+    }
+
+    TEST_CASE("threading and list headers")
+    {
+        auto b = basic();
+        b.in_reply_to("<a1@example.com>").references("<a0@example.com>").references("a1@example.com");
+        b.list_unsubscribe("mailto:unsub@example.com").list_unsubscribe("https://example.com/u/1");
+        b.list_unsubscribe_one_click();
+        const std::string h = unfold(headers_of(wire(b)));
+        CHECK(h.find("In-Reply-To: <a1@example.com>\r\n") != std::string::npos);
+        CHECK(h.find("References: <a0@example.com> <a1@example.com>\r\n") != std::string::npos);
+        CHECK(h.find("List-Unsubscribe: <mailto:unsub@example.com>, <https://example.com/u/1>\r\n") !=
+              std::string::npos);
+        CHECK(h.find("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != std::string::npos);
+    }
+
+    TEST_CASE("bad input is a typed error naming the field")
+    {
+        std::string field;
+        CHECK(build_error(message_builder().to("a@b.com")) == error::missing_from);
+        CHECK(build_error(message_builder().from("a@b.com")) == error::no_recipients);
+        CHECK(build_error(basic().to("a@b@c"), &field) == error::invalid_address);
+        CHECK(field == "To");
+        CHECK(build_error(basic().cc("user@good.com(x)evil.com"), &field) == error::invalid_address);
+        CHECK(field == "Cc");
+        CHECK(build_error(basic().subject("hi\r\nBcc: evil@example.com"), &field) ==
+              error::control_character);
+        CHECK(field == "Subject");
+        CHECK(build_error(basic().subject(std::string("a\0b", 3))) == error::control_character);
+        CHECK(build_error(basic().subject("\xff")) == error::invalid_utf8);
+        CHECK(build_error(basic().header("X-Ok", "v\nInjected: 1"), &field) ==
+              error::control_character);
+        CHECK(field == "X-Ok");
+        CHECK(build_error(basic().header("Bad Name", "v")) == error::invalid_header_name);
+        CHECK(build_error(basic().header("X:Colon", "v")) == error::invalid_header_name);
+        CHECK(build_error(basic().header("", "v")) == error::invalid_header_name);
+        CHECK(build_error(basic().header("bcc", "x@y.com")) == error::reserved_header);
+        CHECK(build_error(basic().header("Content-Type", "text/evil")) == error::reserved_header);
+        CHECK(build_error(basic().message_id("no-at-sign")) == error::invalid_message_id);
+        CHECK(build_error(basic().in_reply_to("<a b@c>")) == error::invalid_message_id);
+        CHECK(build_error(basic().list_unsubscribe("https://x/ y")) == error::invalid_uri);
+        CHECK(build_error(basic().list_unsubscribe("mailto:u@x.com").list_unsubscribe_one_click()) ==
+              error::invalid_uri);
+        CHECK(build_error(basic().text("\xc3")) == error::invalid_utf8);
+        CHECK(build_error(basic().attach_file("/nonexistent/file.pdf"), &field) ==
+              error::file_unreadable);
+        mime::attachment a;
+        a.filename = "../../etc/passwd";
+        CHECK(build_error(basic().attach(a)) == error::invalid_filename);
+        a.filename = "x.bin";
+        a.content_type = "not a type";
+        CHECK(build_error(basic().attach(a)) == error::invalid_content_type);
+        CHECK(build_error(basic().inline_file("bad id", "/etc/hostname")) ==
+              error::invalid_content_id);
+        mailbox evil(*address::parse("x@example.com"), "Eve\r\nBcc: victim@example.com");
+        CHECK(build_error(basic().to(evil)) == error::control_character);
+    }
+
+    TEST_CASE("a file attachment streams in chunks and matches the declared size")
+    {
+        std::string content(1 << 20, '\0');
+        for (std::size_t i = 0; i < content.size(); ++i)
+            content[i] = static_cast<char>(i * 131 % 251);
+        temp_file f(content, "big.bin");
+        auto b = basic();
+        b.attach_file(f.path);
+        auto m = b.build_or_throw();
+        auto r = m.open();
+        std::string streamed;
+        std::size_t chunks = 0;
+        error_code ec;
+        const std::uint64_t total = r.remaining();
+        for (auto c = r.next(ec); !c.empty(); c = r.next(ec)) {
+            CHECK(c.size() <= 96 * 1024);
+            streamed += c;
+            ++chunks;
+        }
+        CHECK_FALSE(ec);
+        CHECK(chunks > 10);
+        CHECK(total == m.size());
+        CHECK(streamed.size() == m.size());
+        CHECK(streamed == *m.serialize());
+        check_wire_form(streamed);
+
+        // The same bytes from memory give the same encoding.
+        auto b2 = basic();
+        mime::attachment a;
+        a.filename = std::filesystem::path(f.path).filename().string();
+        a.data = content;
+        b2.attach(a);
+        auto m2 = b2.build_or_throw();
+        CHECK(m2.size() == m.size());
+    }
+
+    TEST_CASE("a file that changes after build() is an error, not a wrong message")
+    {
+        temp_file f("original content", "changing.txt");
+        auto b = basic();
+        b.attach_file(f.path);
+        auto m = b.build_or_throw();
+        std::ofstream(f.path, std::ios::binary) << "longer content than before";
+        auto s = m.serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_changed);
+        std::remove(f.path.c_str());
+        s = m.serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_unreadable);
+    }
+
+    TEST_CASE("attachment names: ASCII, RFC 2231 and RFC 2047 forms")
+    {
+        mime::attachment a;
+        a.filename = "Prüfbericht 2026 – final.pdf";
+        a.data = "x";
+        auto b = basic();
+        b.attach(a);
+        const std::string w = wire(b);
+        check_wire_form(w);
+        CHECK(w.find("filename*0*=utf-8''Pr%C3%BCfbericht%202026%20%E2%80%93%20final.pdf") !=
+              std::string::npos);
+        CHECK(w.find("name=\"=?UTF-8?") != std::string::npos);
+    }
+
+    TEST_CASE("media types from file names")
+    {
+        CHECK(mime::media_type_for("a.PDF") == "application/pdf");
+        CHECK(mime::media_type_for("photo.jpeg") == "image/jpeg");
+        CHECK(mime::media_type_for("noext") == "application/octet-stream");
+        CHECK(mime::media_type_for("archive.tar.gz") == "application/gzip");
+        CHECK(mime::media_type_for("x.unknownext") == "application/octet-stream");
+    }
+
+    TEST_CASE("from_bytes keeps the bytes and the envelope")
+    {
+        envelope env;
+        env.from = *address::parse("a@example.com");
+        env.recipients.push_back(*address::parse("b@example.com"));
+        const std::string bytes = "Subject: x\r\n\r\nbody\r\n";
+        auto m = mime::message::from_bytes(bytes, env, "<id@x>");
+        CHECK(m.size() == bytes.size());
+        CHECK(*m.serialize() == "Subject: x\r\n\r\nbody\r\n");
+        CHECK(m.envelope().recipients.size() == 1);
+        CHECK(m.message_id() == "<id@x>");
+    }
+}
