@@ -56,10 +56,12 @@ bool needs_encoding(std::string_view v) noexcept
 
 namespace {
 
-void write_encoded(header_writer& h, std::string_view text)
+// `fill_line`: let the first word use the rest of the current line. Phrases don't, so a short
+// name stays one encoded-word (see write_phrase).
+void write_encoded(header_writer& h, std::string_view text, bool fill_line)
 {
     std::size_t first = h.room();
-    if (first < 20 || first > max_encoded_word)
+    if (!fill_line || first < 20 || first > max_encoded_word)
         first = max_encoded_word;
     encoded_words(text, first, [&](std::string_view w) { h.word(w); });
 }
@@ -77,7 +79,7 @@ inline bool is_atom_char(unsigned char c) noexcept
 void write_unstructured(header_writer& h, std::string_view v)
 {
     if (needs_encoding(v)) {
-        write_encoded(h, v);
+        write_encoded(h, v, true);
         return;
     }
     std::size_t pos = 0;
@@ -90,31 +92,73 @@ void write_unstructured(header_writer& h, std::string_view v)
     }
 }
 
+namespace {
+
+// An atom that a reader will take as itself: "=?" could start an encoded-word.
+bool is_atom(std::string_view w) noexcept
+{
+    return !w.empty() && w.find("=?") == std::string_view::npos &&
+           std::all_of(w.begin(), w.end(),
+                       [](char c) { return is_atom_char(static_cast<unsigned char>(c)); });
+}
+
+} // namespace
+
 void write_phrase(header_writer& h, std::string_view name)
 {
-    // A quoted-string can't be folded, so a long name is encoded instead.
-    if (needs_encoding(name) || name.find("  ") != std::string_view::npos ||
-        name.size() > max_raw_word) {
-        write_encoded(h, name);
+    const bool plain = is_printable_ascii(name) && name.find("=?") == std::string_view::npos &&
+                       name.size() <= max_raw_word;
+    if (plain) {
+        // Atoms where they suffice, else one quoted-string, which keeps every space.
+        const bool single_spaced = name.front() != ' ' && name.back() != ' ' &&
+                                   name.find("  ") == std::string_view::npos;
+        bool atoms = single_spaced;
+        for (std::size_t p = 0; atoms && p < name.size();) {
+            std::size_t sp = std::min(name.find(' ', p), name.size());
+            atoms = is_atom(name.substr(p, sp - p));
+            p = sp + 1;
+        }
+        if (atoms) {
+            write_unstructured(h, name);
+            return;
+        }
+        std::string q;
+        q.reserve(name.size() + 8);
+        q += '"';
+        for (char c : name) {
+            if (c == '"' || c == '\\')
+                q += '\\';
+            q += c;
+        }
+        q += '"';
+        h.word(q);
         return;
     }
-    const bool atoms = std::all_of(name.begin(), name.end(), [](char c) {
-        return c == ' ' || is_atom_char(static_cast<unsigned char>(c));
-    });
-    if (atoms) {
-        write_unstructured(h, name);
+    if (name.front() == ' ' || name.back() == ' ' || name.find("  ") != std::string_view::npos) {
+        write_encoded(h, name, false);
         return;
     }
-    std::string q;
-    q.reserve(name.size() + 8);
-    q += '"';
-    for (char c : name) {
-        if (c == '"' || c == '\\')
-            q += '\\';
-        q += c;
+    // Words that are atoms stay readable; each run of other words (with the spaces inside it)
+    // becomes encoded-words. Keeping a run in as few encoded-words as possible matters: white
+    // space between adjacent encoded-words is not part of the text (RFC 2047 §6.2), and some
+    // parsers (CPython before gh-128110) get that wrong in display names.
+    std::size_t p = 0;
+    std::size_t run_start = std::string_view::npos;
+    while (p <= name.size()) {
+        const std::size_t sp = std::min(name.find(' ', p), name.size());
+        const std::string_view w = name.substr(p, sp - p);
+        if (is_atom(w)) {
+            if (run_start != std::string_view::npos)
+                write_encoded(h, name.substr(run_start, p - 1 - run_start), false);
+            run_start = std::string_view::npos;
+            h.word(w);
+        } else if (run_start == std::string_view::npos) {
+            run_start = p;
+        }
+        p = sp + 1;
     }
-    q += '"';
-    h.word(q);
+    if (run_start != std::string_view::npos)
+        write_encoded(h, name.substr(run_start), false);
 }
 
 void write_mailbox(header_writer& h, const mailbox& m, bool last)

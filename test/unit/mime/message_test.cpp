@@ -255,6 +255,13 @@ TEST_SUITE("mime.message")
         CHECK(name_line("Doe, Jane") == "\"Doe, Jane\" <x@example.com>");
         CHECK(name_line("say \"hi\" \\o/") == "\"say \\\"hi\\\" \\\\o/\" <x@example.com>");
         CHECK(name_line("Jörg").starts_with("=?UTF-8?"));
+        CHECK(name_line("Anna  Lena") == "\"Anna  Lena\" <x@example.com>");
+        // ASCII words stay atoms; a run of other words is one encoded-word, unsplit.
+        CHECK(name_line("Drei Größe") == "Drei =?UTF-8?B?R3LDtsOfZQ==?= <x@example.com>");
+        // An atom that looks like an encoded-word is encoded, so it reads back literally.
+        const std::string tricky = name_line("=?utf-8?q?Bob=40evil?= Mallory");
+        CHECK(tricky.find("=?utf-8?q?Bob") == std::string::npos);
+        CHECK(tricky.ends_with(" Mallory <x@example.com>"));
     }
 
     TEST_CASE("Message-ID: generated per build, from the From domain, or fixed")
