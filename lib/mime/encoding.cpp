@@ -7,11 +7,39 @@ namespace mailroom::mime::detail {
 
 // ---- UTF-8 ---------------------------------------------------------------------------------
 
+namespace {
+
+constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
+constexpr std::uint64_t ones = 0x0101010101010101ULL;
+
+inline std::uint64_t load8(const unsigned char* p) noexcept
+{
+    std::uint64_t x;
+    std::memcpy(&x, p, 8);
+    return x;
+}
+
+// True when all eight octets are printable ASCII (0x20..0x7E): the common case of body text,
+// checked a word at a time.
+inline bool printable8(std::uint64_t x) noexcept
+{
+    const std::uint64_t below_space = (x - 0x20 * ones) & ~x & high_bits;
+    const std::uint64_t y = x ^ (0x7F * ones); // DEL becomes zero
+    const std::uint64_t del = (y - ones) & ~y & high_bits;
+    return ((x & high_bits) | below_space | del) == 0;
+}
+
+} // namespace
+
 bool is_valid_utf8(std::string_view s) noexcept
 {
     const auto* p = reinterpret_cast<const unsigned char*>(s.data());
     const auto* end = p + s.size();
     while (p < end) {
+        if (end - p >= 8 && (load8(p) & high_bits) == 0) {
+            p += 8;
+            continue;
+        }
         unsigned char c = *p;
         if (c < 0x80) {
             ++p;
@@ -147,17 +175,18 @@ std::string to_crlf_lines(std::string_view in)
 {
     std::string out;
     out.reserve(in.size() + in.size() / 32 + 2);
-    for (std::size_t i = 0; i < in.size(); ++i) {
-        char c = in[i];
-        if (c == '\r') {
-            out += "\r\n";
-            if (i + 1 < in.size() && in[i + 1] == '\n')
-                ++i;
-        } else if (c == '\n') {
-            out += "\r\n";
-        } else {
-            out += c;
-        }
+    const char* p = in.data();
+    const char* const end = p + in.size();
+    while (p < end) {
+        const char* q = p;
+        while (q < end && *q != '\r' && *q != '\n')
+            ++q;
+        out.append(p, q); // whole lines at a time
+        if (q == end)
+            break;
+        out += "\r\n";
+        q += (*q == '\r' && q + 1 < end && q[1] == '\n') ? 2 : 1;
+        p = q;
     }
     if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0)
         out += "\r\n";
@@ -168,7 +197,13 @@ text_stats scan_text(std::string_view t) noexcept
 {
     text_stats st;
     std::size_t line = 0;
+    const auto* u = reinterpret_cast<const unsigned char*>(t.data());
     for (std::size_t i = 0; i < t.size(); ++i) {
+        if (t.size() - i >= 8 && printable8(load8(u + i))) {
+            line += 8;
+            i += 7;
+            continue;
+        }
         auto c = static_cast<unsigned char>(t[i]);
         if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') {
             if (line > st.longest_line)

@@ -112,7 +112,9 @@ message_builder& message_builder::html(std::string body)
 }
 message_builder& message_builder::attach(attachment a)
 {
-    attachments_.push_back(std::move(a));
+    auto data = std::make_shared<const std::string>(std::move(a.data));
+    a.data.clear();
+    attachments_.push_back({std::move(a), std::move(data)});
     return *this;
 }
 message_builder& message_builder::attach_file(std::filesystem::path p, std::string content_type)
@@ -120,8 +122,7 @@ message_builder& message_builder::attach_file(std::filesystem::path p, std::stri
     attachment a;
     a.path = std::move(p);
     a.content_type = std::move(content_type);
-    attachments_.push_back(std::move(a));
-    return *this;
+    return attach(std::move(a));
 }
 message_builder& message_builder::inline_file(std::string content_id, std::filesystem::path p,
                                               std::string content_type)
@@ -130,8 +131,7 @@ message_builder& message_builder::inline_file(std::string content_id, std::files
     a.path = std::move(p);
     a.content_type = std::move(content_type);
     a.content_id = std::move(content_id);
-    attachments_.push_back(std::move(a));
-    return *this;
+    return attach(std::move(a));
 }
 message_builder& message_builder::mode(transfer_mode m)
 {
@@ -370,7 +370,8 @@ void write_filename_param(header_writer& h, std::string_view filename)
     }
 }
 
-std::optional<bad> make_attachment_part(const attachment& a, part& p)
+std::optional<bad> make_attachment_part(const attachment& a,
+                                        std::shared_ptr<const std::string> data, part& p)
 {
     std::string filename = a.filename;
     const std::string field =
@@ -406,7 +407,7 @@ std::optional<bad> make_attachment_part(const attachment& a, part& p)
         p.b64_file = a.path;
         p.file_size = static_cast<std::uint64_t>(st.st_size);
     } else {
-        p.b64_data = std::make_shared<const std::string>(a.data);
+        p.b64_data = std::move(data);
     }
 
     {
@@ -620,11 +621,11 @@ result<message> message_builder::build(diagnostics& diag) const
 
     // Body tree: mixed(alternative(text, related(html, inline...)), attachment...).
     std::vector<part> inlines, files;
-    for (const attachment& a : attachments_) {
+    for (const stored_attachment& a : attachments_) {
         part p;
-        if (auto b = make_attachment_part(a, p))
+        if (auto b = make_attachment_part(a.meta, a.data, p))
             return fail(std::move(*b));
-        (a.content_id.empty() ? files : inlines).push_back(std::move(p));
+        (a.meta.content_id.empty() ? files : inlines).push_back(std::move(p));
     }
     std::optional<part> text_part, html_part;
     if (text_ || (!html_)) {

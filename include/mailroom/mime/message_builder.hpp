@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -106,7 +107,13 @@ private:
     bool one_click_ = false;
     std::vector<std::pair<std::string, std::string>> headers_;
     std::optional<std::string> text_, html_;
-    std::vector<attachment> attachments_;
+    // In-memory content is moved into shared storage once, at attach(): build() and every
+    // message built from this builder share it instead of copying it.
+    struct stored_attachment {
+        attachment meta; // with `data` moved out
+        std::shared_ptr<const std::string> data;
+    };
+    std::vector<stored_attachment> attachments_;
     transfer_mode mode_ = transfer_mode::seven_bit;
 };
 

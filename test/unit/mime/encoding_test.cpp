@@ -236,3 +236,29 @@ TEST_SUITE("mime.encoding")
         CHECK_FALSE(has_control("Grüße"));
     }
 }
+
+TEST_SUITE("mime.encoding")
+{
+    TEST_CASE("word-at-a-time fast paths agree with a byte-by-byte reference")
+    {
+        // Every special octet at every position of a 24-octet line.
+        for (unsigned char special : {0x00, 0x01, 0x09, 0x1F, 0x7F, 0x80, 0xC3, 0xFF}) {
+            for (std::size_t pos = 0; pos < 24; ++pos) {
+                std::string line(24, 'a');
+                line[pos] = static_cast<char>(special);
+                std::size_t non_ascii = 0, controls = 0;
+                for (unsigned char c : line) {
+                    non_ascii += c >= 0x80;
+                    controls += (c < 0x20 && c != '\t') || c == 0x7F;
+                }
+                const auto st = scan_text(line + "\r\n" + std::string(30, 'b') + "\r\n");
+                CHECK(st.non_ascii == non_ascii);
+                CHECK(st.controls == controls);
+                CHECK(st.longest_line == 30);
+                CHECK(is_valid_utf8(line) == (special < 0x80));
+            }
+        }
+        CHECK(to_crlf_lines(std::string(20, 'x') + "\n" + std::string(3, 'y')) ==
+              std::string(20, 'x') + "\r\n" + std::string(3, 'y') + "\r\n");
+    }
+}
