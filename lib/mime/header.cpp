@@ -3,6 +3,7 @@
 #include "encoding.hpp"
 
 #include <algorithm>
+#include <vector>
 
 namespace mailroom::mime::detail {
 
@@ -102,38 +103,68 @@ bool is_atom(std::string_view w) noexcept
                        [](char c) { return is_atom_char(static_cast<unsigned char>(c)); });
 }
 
+std::string quoted(std::string_view text)
+{
+    std::string q;
+    q.reserve(text.size() + 8);
+    q += '"';
+    for (char c : text) {
+        if (c == '"' || c == '\\')
+            q += '\\';
+        q += c;
+    }
+    q += '"';
+    return q;
+}
+
+// A printable-ASCII name as atoms and quoted-strings. It is cut at single spaces into pieces of
+// about 60 characters, each written as its atoms or as one quoted-string, so long names fold:
+// the space between two words of a phrase reads back as one space (RFC 5322 §3.2.5), while runs
+// of spaces stay inside a quoted-string. False when a piece can't be cut small enough.
+bool write_plain_phrase(header_writer& h, std::string_view name)
+{
+    constexpr std::size_t piece_target = 60;
+    std::vector<std::string_view> pieces;
+    std::size_t start = 0;
+    for (std::size_t i = 1; i + 1 < name.size(); ++i) {
+        const bool single_space = name[i] == ' ' && name[i - 1] != ' ' && name[i + 1] != ' ';
+        if (single_space && i - start >= piece_target) {
+            pieces.push_back(name.substr(start, i - start));
+            start = i + 1;
+        }
+    }
+    pieces.push_back(name.substr(start));
+    for (std::string_view piece : pieces) {
+        const auto escapes = std::count_if(piece.begin(), piece.end(),
+                                           [](char c) { return c == '"' || c == '\\'; });
+        if (piece.size() + static_cast<std::size_t>(escapes) + 2 > max_raw_word)
+            return false; // nothing written yet: the caller encodes instead
+    }
+
+    for (std::string_view piece : pieces) {
+        bool atoms = piece.front() != ' ' && piece.back() != ' ' &&
+                     piece.find("  ") == std::string_view::npos;
+        for (std::size_t p = 0; atoms && p < piece.size();) {
+            const std::size_t sp = std::min(piece.find(' ', p), piece.size());
+            atoms = is_atom(piece.substr(p, sp - p));
+            p = sp + 1;
+        }
+        if (atoms) {
+            write_unstructured(h, piece);
+            continue;
+        }
+        h.word(quoted(piece));
+    }
+    return true;
+}
+
 } // namespace
 
 void write_phrase(header_writer& h, std::string_view name)
 {
-    const bool plain = is_printable_ascii(name) && name.find("=?") == std::string_view::npos &&
-                       name.size() <= max_raw_word;
-    if (plain) {
-        // Atoms where they suffice, else one quoted-string, which keeps every space.
-        const bool single_spaced = name.front() != ' ' && name.back() != ' ' &&
-                                   name.find("  ") == std::string_view::npos;
-        bool atoms = single_spaced;
-        for (std::size_t p = 0; atoms && p < name.size();) {
-            std::size_t sp = std::min(name.find(' ', p), name.size());
-            atoms = is_atom(name.substr(p, sp - p));
-            p = sp + 1;
-        }
-        if (atoms) {
-            write_unstructured(h, name);
-            return;
-        }
-        std::string q;
-        q.reserve(name.size() + 8);
-        q += '"';
-        for (char c : name) {
-            if (c == '"' || c == '\\')
-                q += '\\';
-            q += c;
-        }
-        q += '"';
-        h.word(q);
+    if (is_printable_ascii(name) && name.find("=?") == std::string_view::npos &&
+        write_plain_phrase(h, name))
         return;
-    }
     if (name.front() == ' ' || name.back() == ' ' || name.find("  ") != std::string_view::npos) {
         write_encoded(h, name, false);
         return;

@@ -247,15 +247,37 @@ TEST_SUITE("mime.message")
         auto name_line = [](std::string name) {
             message_builder b;
             b.from("a@example.com").to(mailbox(*address::parse("x@example.com"), std::move(name)));
-            const std::string h = headers_of(wire(b));
+            const std::string w = wire(b);
+            check_wire_form(w);
+            const std::string h = headers_of(w);
             const auto p = h.find("\r\nTo: ");
-            return unfold(h.substr(p + 6, h.find("\r\n", p + 2) - p - 6));
+            std::size_t end = p + 2;
+            do { // the field ends at a CRLF not followed by white space
+                end = h.find("\r\n", end + 1);
+            } while (h[end + 2] == ' ');
+            std::string field = h.substr(p + 2, end - p - 2);
+            for (std::size_t pos = 0; pos < field.size();) { // every line within 78
+                const auto e = std::min(field.find("\r\n", pos), field.size());
+                CHECK(e - pos <= 78);
+                pos = e + 2;
+            }
+            return unfold(field).substr(4);
         };
         CHECK(name_line("Plain Name") == "Plain Name <x@example.com>");
         CHECK(name_line("Doe, Jane") == "\"Doe, Jane\" <x@example.com>");
         CHECK(name_line("say \"hi\" \\o/") == "\"say \\\"hi\\\" \\\\o/\" <x@example.com>");
         CHECK(name_line("Jörg").starts_with("=?UTF-8?"));
         CHECK(name_line("Anna  Lena") == "\"Anna  Lena\" <x@example.com>");
+        // A long name with specials is cut into quoted-strings at single spaces, so it folds.
+        std::string long_name;
+        for (int i = 0; i < 20; ++i)
+            long_name += "Dept. (" + std::to_string(i) + "), ";
+        long_name += "end";
+        const std::string folded = name_line(long_name);
+        CHECK(folded.find("\" \"") != std::string::npos);
+        // ...and a name of escaped quotes that can't be cut is encoded instead of overlong.
+        const std::string quotes = name_line(std::string(600, '"'));
+        CHECK(quotes.starts_with("=?UTF-8?"));
         // ASCII words stay atoms; a run of other words is one encoded-word, unsplit.
         CHECK(name_line("Drei Größe") == "Drei =?UTF-8?B?R3LDtsOfZQ==?= <x@example.com>");
         // An atom that looks like an encoded-word is encoded, so it reads back literally.
