@@ -382,6 +382,10 @@ std::optional<bad> make_attachment_part(const attachment& a,
         return bad{error::invalid_filename, field, "an attachment needs a file name"};
     if (auto b = check_text(field, filename))
         return b;
+    // File systems cap names at 255 octets; the cap also keeps the encoded name= and filename*
+    // parameters far below the 998-octet line limit.
+    if (filename.size() > 255)
+        return bad{error::invalid_filename, field, "file name longer than 255 octets"};
     if (filename.find_first_of("/\\") != filename.npos)
         return bad{error::invalid_filename, field,
                    "file name '" + filename + "' holds a path separator"};

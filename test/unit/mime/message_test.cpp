@@ -347,6 +347,8 @@ TEST_SUITE("mime.message")
         mime::attachment a;
         a.filename = "../../etc/passwd";
         CHECK(build_error(basic().attach(a)) == error::invalid_filename);
+        a.filename = std::string(256, 'n');
+        CHECK(build_error(basic().attach(a)) == error::invalid_filename);
         a.filename = "x.bin";
         a.content_type = "not a type";
         CHECK(build_error(basic().attach(a)) == error::invalid_content_type);
