@@ -1,5 +1,7 @@
 #include "cli.hpp"
 
+#include <algorithm>
+#include <cctype>
 #include <fstream>
 #include <iterator>
 
@@ -122,9 +124,17 @@ mime::message message_options::build() const
     auto r = builder_.build(d);
     if (!r) {
         const int status = r.error() == error::file_unreadable ? ex_noinput : ex_dataerr;
+        // Name the option the user typed where one field maps to one option.
         std::string field = d.field;
-        if (!field.empty() && field != "attachment" && !field.starts_with("inline"))
-            field = (field == "Subject" ? "--subject: " : "--header " + field + ": ");
+        static constexpr std::string_view own_option[] = {"Subject", "text", "html", "From",
+                                                          "To", "Cc", "Reply-To"};
+        if (std::find(std::begin(own_option), std::end(own_option), field) !=
+            std::end(own_option)) {
+            for (auto& c : field)
+                c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+            field = "--" + field + ": ";
+        } else if (!field.empty() && field != "attachment" && !field.starts_with("inline"))
+            field = "--header " + field + ": ";
         else if (!field.empty())
             field += ": ";
         throw failure(status, field + r.error().message() + ": " + d.detail);

@@ -320,14 +320,27 @@ text_part_result make_text_part(std::string_view subtype, std::string_view body,
     return r;
 }
 
-// `name="..."` for Content-Type: a quoted string, or RFC 2047 words inside quotes, which is not
-// standard but is what Outlook and other older readers show (RFC 2231 they ignore).
+// A quoted-string for a parameter value (RFC 2045 §5.1), escaping '"' and '\\'.
+std::string quoted_param(std::string_view attr, std::string_view value)
+{
+    std::string w(attr);
+    w += "=\"";
+    for (char c : value) {
+        if (c == '"' || c == '\\')
+            w += '\\';
+        w += c;
+    }
+    w += '"';
+    return w;
+}
+
+// `name=` for Content-Type. A non-ASCII name goes as RFC 2047 words inside the quotes: not
+// standard (RFC 2047 §5), but what Outlook and other readers that ignore RFC 2231 show.
 void write_name_param(header_writer& h, std::string_view filename)
 {
     h.glue(";");
-    if (!needs_encoding(filename) && filename.find('"') == filename.npos &&
-        filename.find('\\') == filename.npos && filename.size() < 60) {
-        h.word("name=\"" + std::string(filename) + "\"");
+    if (is_printable_ascii(filename)) {
+        h.word(quoted_param("name", filename));
         return;
     }
     std::string words;
@@ -336,38 +349,41 @@ void write_name_param(header_writer& h, std::string_view filename)
     h.word("name=\"" + words + "\"");
 }
 
-// `filename=` per RFC 2183, or RFC 2231 `filename*0*=utf-8''...` continuations that keep every
-// line under fold_width.
+// `filename=` (RFC 2183) for a short ASCII name; otherwise RFC 2231 `filename*0*=utf-8''...`
+// continuations, cut between characters so each section decodes on its own too, which keeps
+// every line under fold_width.
 void write_filename_param(header_writer& h, std::string_view filename)
 {
     h.glue(";");
-    if (!needs_encoding(filename) && filename.find('"') == filename.npos &&
-        filename.find('\\') == filename.npos && filename.size() < 60) {
-        h.word("filename=\"" + std::string(filename) + "\"");
+    if (is_printable_ascii(filename) && filename.size() < 60) {
+        h.word(quoted_param("filename", filename));
         return;
     }
-    std::string enc;
-    rfc2231_append(enc, filename);
     constexpr std::size_t piece = 50;
-    std::size_t pos = 0;
-    for (int i = 0; pos < enc.size(); ++i) {
-        std::size_t n = std::min(piece, enc.size() - pos);
-        // Never split a %XX escape.
-        if (pos + n < enc.size()) {
-            if (enc[pos + n - 1] == '%')
-                n -= 1;
-            else if (n >= 2 && enc[pos + n - 2] == '%')
-                n -= 2;
-        }
-        std::string w = "filename*" + std::to_string(i) + "*=";
-        if (i == 0)
+    std::string section;
+    int index = 0;
+    auto flush = [&](bool last) {
+        std::string w = "filename*" + std::to_string(index) + "*=";
+        if (index == 0)
             w += "utf-8''";
-        w.append(enc, pos, n);
-        if (pos + n < enc.size())
+        w += section;
+        if (!last)
             w += ';';
         h.word(w);
+        section.clear();
+        ++index;
+    };
+    for (std::size_t pos = 0; pos < filename.size();) {
+        std::size_t n = utf8_seq_len(static_cast<unsigned char>(filename[pos]));
+        n = std::min(n, filename.size() - pos);
+        std::string enc;
+        rfc2231_append(enc, filename.substr(pos, n));
+        if (!section.empty() && section.size() + enc.size() > piece)
+            flush(false);
+        section += enc;
         pos += n;
     }
+    flush(true);
 }
 
 std::optional<bad> make_attachment_part(const attachment& a,
