@@ -27,6 +27,17 @@ public:
     /// CRLF line ends; it is sent as it is.
     static message from_bytes(std::string bytes, mailroom::envelope env, std::string message_id = {});
 
+    /// A message read from its wire form, such as an .eml file, with the envelope taken from
+    /// its headers as `sendmail -t` does: MAIL FROM from Sender, else From; recipients from To,
+    /// Cc and Bcc (groups included). Line ends become CRLF, and Bcc fields are removed so they
+    /// never reach the recipients. SMTPUTF8 is flagged for UTF-8 addresses or headers, 8BITMIME
+    /// for 8-bit body octets. Errors (diag.field names the header): error::missing_from,
+    /// error::no_recipients, the address errors, error::line_too_long (a line over 998 octets).
+    static result<message> from_wire(std::string bytes, diagnostics& diag);
+
+    /// The same content with another envelope.
+    message with_envelope(mailroom::envelope env) const;
+
     const mailroom::envelope& envelope() const noexcept;
     /// The Message-ID with its angle brackets, e.g. `<k3j...@example.com>`; the same every time
     /// the message is written.

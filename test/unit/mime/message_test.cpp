@@ -446,3 +446,80 @@ TEST_SUITE("mime.message")
         CHECK(m.message_id() == "<id@x>");
     }
 }
+
+TEST_SUITE("mime.from_wire")
+{
+    TEST_CASE("the envelope comes from the headers; Bcc is removed; line ends become CRLF")
+    {
+        const std::string eml = "From: \"Doe, Jane\" <jane@example.com>\n"
+                                "To: a@example.org, \"B, b\" <b@example.org>,\n"
+                                "  undisclosed: c@example.org, d@example.org;\n"
+                                "Cc: <e@example.org> (comment, with comma)\n"
+                                "Bcc: hidden@example.net,\n"
+                                " hidden2@example.net\n"
+                                "Message-ID: <abc@example.com>\n"
+                                "Subject: hi\n"
+                                "\n"
+                                "body\n";
+        diagnostics d;
+        auto m = mime::message::from_wire(eml, d);
+        REQUIRE_MESSAGE(m.has_value(), d.to_string());
+        CHECK(m->envelope().from.str() == "jane@example.com");
+        std::vector<std::string> rcpts;
+        for (const auto& a : m->envelope().recipients)
+            rcpts.push_back(a.str());
+        CHECK(rcpts == std::vector<std::string>{"a@example.org", "b@example.org", "c@example.org",
+                                                "d@example.org", "e@example.org",
+                                                "hidden@example.net", "hidden2@example.net"});
+        CHECK(m->message_id() == "<abc@example.com>");
+        const std::string w = *m->serialize();
+        CHECK(w.find("hidden") == std::string::npos);
+        CHECK(w.find("Bcc") == std::string::npos);
+        CHECK(w.find("Subject: hi\r\n\r\nbody\r\n") != std::string::npos);
+        check_wire_form(w);
+        CHECK_FALSE(m->envelope().smtputf8);
+        CHECK_FALSE(m->envelope().eight_bit);
+    }
+
+    TEST_CASE("Sender is the reverse-path; 8-bit content is flagged")
+    {
+        diagnostics d;
+        auto m = mime::message::from_wire("From: a@example.com\r\nSender: s@example.com\r\n"
+                                          "To: 用户@例子.广告\r\n\r\nGrüße\r\n",
+                                          d);
+        REQUIRE(m.has_value());
+        CHECK(m->envelope().from.str() == "s@example.com");
+        CHECK(m->envelope().smtputf8);
+        CHECK(m->envelope().eight_bit);
+    }
+
+    TEST_CASE("bad headers are typed errors naming the field")
+    {
+        diagnostics d;
+        auto m = mime::message::from_wire("To: a@example.com\r\n\r\nx\r\n", d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::missing_from);
+        m = mime::message::from_wire("From: a@example.com\r\nSubject: x\r\n\r\nx\r\n", d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::no_recipients);
+        m = mime::message::from_wire("From: a@example.com\r\nTo: x@y@z\r\n\r\nx\r\n", d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::invalid_address);
+        CHECK(d.field == "To");
+        m = mime::message::from_wire(
+            "From: a@example.com\r\nTo: b@example.com\r\n\r\n" + std::string(999, 'x'), d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::line_too_long);
+    }
+
+    TEST_CASE("with_envelope keeps the bytes")
+    {
+        auto m = basic().build_or_throw();
+        envelope env = m.envelope();
+        env.recipients = {*address::parse("other@example.com")};
+        auto m2 = m.with_envelope(env);
+        CHECK(*m2.serialize() == *m.serialize());
+        CHECK(m2.envelope().recipients.size() == 1);
+        CHECK(m2.message_id() == m.message_id());
+    }
+}
