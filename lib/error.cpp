@@ -1,5 +1,7 @@
 #include <mailroom/error.hpp>
 
+#include <boost/system/errc.hpp>
+
 namespace mailroom {
 
 namespace {
@@ -33,6 +35,42 @@ public:
         case error::file_unreadable: return "file cannot be read";
         case error::file_changed: return "file changed while the message was written";
         case error::line_too_long: return "line longer than 998 octets";
+        case error::protocol_error: return "SMTP protocol error";
+        case error::bad_reply_code: return "malformed SMTP reply code";
+        case error::reply_code_mismatch: return "SMTP reply code changed within a reply";
+        case error::reply_line_too_long: return "SMTP reply line too long";
+        case error::reply_too_long: return "SMTP reply too long";
+        case error::invalid_smtp_argument: return "invalid SMTP command argument";
+        case error::invalid_credentials: return "credentials not usable with this mechanism";
+        case error::saslprep_unsupported:
+            return "non-ASCII SCRAM credentials are not supported (no SASLprep)";
+        case error::auth_mechanism_unavailable: return "no usable authentication mechanism";
+        case error::sasl_bad_challenge: return "malformed or unexpected SASL challenge";
+        case error::sasl_server_error: return "SASL exchange failed at the server";
+        case error::sasl_incomplete: return "server accepted authentication before it finished";
+        case error::scram_server_signature_mismatch: return "SCRAM server signature mismatch";
+        case error::not_connected: return "not connected";
+        case error::already_connected: return "already connected";
+        case error::connection_lost: return "connection lost";
+        case error::starttls_unavailable: return "TLS required but STARTTLS is unavailable";
+        case error::starttls_injection: return "data injected before the TLS handshake";
+        case error::tls_handshake_failed: return "TLS handshake failed";
+        case error::certificate_rejected: return "server certificate rejected";
+        case error::plaintext_auth_refused: return "authentication without TLS refused";
+        case error::size_exceeded: return "message exceeds the server's size limit";
+        case error::smtputf8_unavailable: return "message needs SMTPUTF8, which the server lacks";
+        case error::eight_bit_unavailable: return "message needs 8BITMIME, which the server lacks";
+        case error::delivery_status_unknown:
+            return "delivery status unknown: the connection failed after the message was sent";
+        case error::connect_timeout: return "timed out connecting";
+        case error::tls_handshake_timeout: return "timed out in the TLS handshake";
+        case error::greeting_timeout: return "timed out waiting for the greeting";
+        case error::command_timeout: return "timed out waiting for a reply";
+        case error::mail_timeout: return "timed out in MAIL FROM";
+        case error::rcpt_timeout: return "timed out in RCPT TO";
+        case error::data_timeout: return "timed out waiting for the reply to DATA";
+        case error::data_block_timeout: return "timed out sending message data";
+        case error::data_end_timeout: return "timed out waiting for the final reply";
         }
         return "unknown mailroom error";
     }
@@ -42,6 +80,51 @@ public:
         switch (static_cast<error>(ev)) {
         case error::file_unreadable:
         case error::file_changed:
+            return make_error_condition(condition::permanent);
+        // A server that breaks the protocol or fails the SASL exchange may be fixed or replaced
+        // (another MX, a restarted process); like Postfix, which defers on malformed replies
+        // and, by default, on SASL failures (smtp_sasl_auth_soft_bounce), we call it transient.
+        // A server signature mismatch is a security failure, but retrying later is still the
+        // safe outcome: nothing was sent, and bouncing the message would let an attacker on
+        // the path destroy mail.
+        case error::protocol_error:
+        case error::bad_reply_code:
+        case error::reply_code_mismatch:
+        case error::reply_line_too_long:
+        case error::reply_too_long:
+        case error::sasl_bad_challenge:
+        case error::sasl_server_error:
+        case error::sasl_incomplete:
+        case error::scram_server_signature_mismatch:
+            return make_error_condition(condition::transient);
+        case error::not_connected:
+        case error::connection_lost:
+        case error::delivery_status_unknown:
+            return make_error_condition(condition::transient);
+        // TLS that was required and didn't happen: like Postfix with a TLS policy, defer
+        // rather than bounce, so an attacker who strips STARTTLS can't destroy mail either.
+        case error::starttls_unavailable:
+        case error::starttls_injection:
+        case error::tls_handshake_failed:
+        case error::certificate_rejected:
+            return make_error_condition(condition::transient);
+        case error::connect_timeout:
+        case error::tls_handshake_timeout:
+        case error::greeting_timeout:
+        case error::command_timeout:
+        case error::mail_timeout:
+        case error::rcpt_timeout:
+        case error::data_timeout:
+        case error::data_block_timeout:
+        case error::data_end_timeout:
+            return make_error_condition(condition::timeout);
+        // Neither side can fix these without a configuration change.
+        case error::auth_mechanism_unavailable:
+        case error::plaintext_auth_refused:
+        case error::size_exceeded:
+        case error::smtputf8_unavailable:
+        case error::eight_bit_unavailable:
+        case error::already_connected:
             return make_error_condition(condition::permanent);
         default:
             return make_error_condition(condition::invalid_input);
@@ -56,6 +139,39 @@ public:
     {
     }
     const char* name() const noexcept override { return "mailroom.condition"; }
+
+    // Beyond each code's default condition: a timeout is also transient (retrying may work),
+    // and the operating system's network errors are transient.
+    bool equivalent(const boost::system::error_code& ec, int cond) const noexcept override
+    {
+        if (ec.default_error_condition() == boost::system::error_condition(cond, *this))
+            return true;
+        if (static_cast<condition>(cond) != condition::transient)
+            return false;
+        if (ec.default_error_condition() ==
+            boost::system::error_condition(static_cast<int>(condition::timeout), *this))
+            return true;
+        if (ec.category() == boost::system::system_category() ||
+            ec.category() == boost::system::generic_category()) {
+            using boost::system::errc::errc_t;
+            switch (static_cast<errc_t>(ec.default_error_condition().value())) {
+            case errc_t::connection_refused:
+            case errc_t::connection_reset:
+            case errc_t::connection_aborted:
+            case errc_t::host_unreachable:
+            case errc_t::network_unreachable:
+            case errc_t::network_down:
+            case errc_t::network_reset:
+            case errc_t::timed_out:
+            case errc_t::broken_pipe:
+            case errc_t::not_connected:
+                return true;
+            default:
+                return false;
+            }
+        }
+        return false;
+    }
     std::string message(int ev) const override
     {
         switch (static_cast<condition>(ev)) {

@@ -40,6 +40,55 @@ enum class error {
     file_unreadable,       ///< an attachment file can't be opened or read
     file_changed,          ///< an attachment file changed size between build and write
     line_too_long,         ///< a line over 998 octets where it can't be encoded
+
+    // SMTP: the server (or something between) broke the protocol. The connection is out of step
+    // and must be closed; a later attempt, maybe to another host, may work.
+    protocol_error,      ///< a reply that breaks RFC 5321 §4.2: bare LF, control characters, ...
+    bad_reply_code,      ///< a reply line that doesn't start with a 2xx-5xx code and ' ' or '-'
+    reply_code_mismatch, ///< the lines of one multi-line reply carry different codes
+    reply_line_too_long, ///< a reply line longer than the parser accepts
+    reply_too_long,      ///< a reply with more lines or octets than the parser accepts
+
+    // SMTP: bad input for a command line; nothing was sent.
+    invalid_smtp_argument, ///< EHLO name, ESMTP parameter, SASL mechanism name not valid there
+    invalid_credentials,   ///< credentials the mechanism can't carry (NUL, empty, bad token)
+    saslprep_unsupported,  ///< non-ASCII SCRAM username or password: SASLprep is not implemented
+
+    // SMTP authentication.
+    auth_mechanism_unavailable,      ///< no mechanism both sides allow for the credentials given
+    sasl_bad_challenge,              ///< challenge not base64, or not what the mechanism expects
+    sasl_server_error,               ///< the SASL exchange carried a server error (SCRAM `e=`)
+    sasl_incomplete,                 ///< the server accepted before the mechanism finished
+    scram_server_signature_mismatch, ///< SCRAM server failed to prove it knows the password
+
+    // SMTP connection and transport security.
+    not_connected,          ///< the client has no open connection
+    already_connected,      ///< connect on a client that is connected or connecting
+    connection_lost,        ///< the server closed or reset the connection, or it broke
+    starttls_unavailable,   ///< TLS required, but STARTTLS is not offered or was refused
+    starttls_injection,     ///< data arrived after the 220 to STARTTLS, before TLS (RFC 3207 §5)
+    tls_handshake_failed,   ///< the TLS handshake failed (protocol, cipher, certificate files)
+    certificate_rejected,   ///< the server's certificate failed verification (chain or name)
+    plaintext_auth_refused, ///< credentials would be sent without TLS, and that isn't allowed
+
+    // SMTP: a message the server can't take as it is; nothing was sent.
+    size_exceeded,         ///< larger than the server's SIZE limit (RFC 1870)
+    smtputf8_unavailable,  ///< the message needs SMTPUTF8, which the server lacks (RFC 6531)
+    eight_bit_unavailable, ///< the message has 8-bit parts; the server lacks 8BITMIME
+
+    // SMTP: after the final dot, the reply never came: the message may have been delivered.
+    delivery_status_unknown,
+
+    // SMTP: deadlines, one per phase (RFC 5321 §4.5.3.2 and connect, TLS).
+    connect_timeout,
+    tls_handshake_timeout,
+    greeting_timeout,
+    command_timeout, ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT
+    mail_timeout,
+    rcpt_timeout,
+    data_timeout,       ///< the reply to DATA
+    data_block_timeout, ///< writing message data
+    data_end_timeout,   ///< the reply after the final dot
 };
 
 /// The category of `mailroom::error`.

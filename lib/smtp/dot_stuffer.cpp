@@ -1,0 +1,68 @@
+// RFC 5321 §4.5.2 transparency and §2.3.8 line ends, streaming.
+#include "smtp/dot_stuffer.hpp"
+
+namespace mailroom::smtp::detail {
+
+error_code dot_stuffer::feed(std::string_view chunk, std::string& out)
+{
+    const std::size_t old_size = out.size();
+    // Save state so a failed call changes nothing.
+    const bool line_start = line_start_;
+    const bool cr_pending = cr_pending_;
+    const std::size_t line_len = line_len_;
+
+    out.reserve(out.size() + chunk.size() + chunk.size() / 64 + 4);
+    const char* p = chunk.data();
+    const char* const end = p + chunk.size();
+    while (p < end) {
+        if (cr_pending_) {
+            cr_pending_ = false;
+            if (*p == '\n') { // the LF of a CRLF whose CRLF is already out
+                ++p;
+                continue;
+            }
+        }
+        if (*p == '\r' || *p == '\n') {
+            out += "\r\n";
+            cr_pending_ = *p == '\r';
+            line_start_ = true;
+            line_len_ = 0;
+            ++p;
+            continue;
+        }
+        if (line_start_ && stuff_ && *p == '.')
+            out += '.';
+        line_start_ = false;
+        // Copy the run of ordinary octets up to the next line end in one go.
+        const char* q = p;
+        while (q < end && *q != '\r' && *q != '\n')
+            ++q;
+        const auto run = static_cast<std::size_t>(q - p);
+        if (line_len_ + run > max_line_) {
+            out.resize(old_size);
+            line_start_ = line_start;
+            cr_pending_ = cr_pending;
+            line_len_ = line_len;
+            return error::line_too_long;
+        }
+        out.append(p, run);
+        line_len_ += run;
+        p = q;
+    }
+    fed_ += chunk.size();
+    return {};
+}
+
+void dot_stuffer::finish(std::string& out)
+{
+    if (!line_start_)
+        out += "\r\n";
+    if (stuff_)
+        out += ".\r\n";
+    line_start_ = true;
+    cr_pending_ = false;
+    line_len_ = 0;
+    fed_ = 0;
+}
+
+} // namespace mailroom::smtp::detail
