@@ -37,8 +37,8 @@ std::string text_body()
     std::string s;
     char line[128];
     for (int i = 0; s.size() < 1024; ++i) {
-        std::snprintf(line, sizeof line, "Line %02d: the quick brown fox jumps over the lazy dog.\n",
-                      i);
+        std::snprintf(line, sizeof line,
+                      "Line %02d: the quick brown fox jumps over the lazy dog.\n", i);
         s += line;
     }
     return s;
@@ -80,8 +80,7 @@ struct timing {
 
 // Runs `f` for `warm` seconds untimed, then for at least `seconds`, checking the clock after every
 // call (each call is microseconds or more, so the check costs little).
-template <class F>
-timing run_for(double seconds, F&& f)
+template <class F> timing run_for(double seconds, F&& f)
 {
     const double warm = std::min(0.5, std::max(0.1, seconds / 4));
     auto start = clock_type::now();
@@ -200,7 +199,9 @@ int main(int argc, char** argv)
             return 2;
         }
     }
-    auto want = [&](const char* name) { return only.empty() || only.count(name) != 0; };
+    auto want = [&](const char* name) {
+        return only.empty() || only.count(name) != 0;
+    };
     if (want("small"))
         bench_small(seconds);
     std::fflush(stdout);

@@ -13,8 +13,8 @@
 #include <idn2.h>
 
 #include <cstdlib>
-#include <ostream>
 #include <memory>
+#include <ostream>
 #include <vector>
 
 namespace mailroom {
@@ -23,17 +23,17 @@ namespace {
 
 using mime::detail::is_valid_utf8;
 
-constexpr std::size_t max_input = 4096;      // a mailbox longer than this is not an address
+constexpr std::size_t max_input = 4096; // a mailbox longer than this is not an address
 constexpr std::size_t max_comment_depth = 16;
-constexpr std::size_t max_local = 64;        // RFC 5321 §4.5.3.1.1
-constexpr std::size_t max_domain = 255;      // RFC 5321 §4.5.3.1.2
-constexpr std::size_t max_path = 256;        // RFC 5321 §4.5.3.1.3, with the angle brackets
+constexpr std::size_t max_local = 64;   // RFC 5321 §4.5.3.1.1
+constexpr std::size_t max_domain = 255; // RFC 5321 §4.5.3.1.2
+constexpr std::size_t max_path = 256;   // RFC 5321 §4.5.3.1.3, with the angle brackets
 
 enum class tok { atom, quoted, literal, special };
 
 struct token {
     tok kind;
-    std::string text; // atom text, unescaped quoted content, literal with brackets, or the special
+    std::string text;  // atom text, unescaped quoted content, literal with brackets, or the special
     bool space_before; // white space or a comment separates it from the previous token
     bool utf8;         // holds octets >= 0x80
 };
@@ -51,12 +51,26 @@ inline bool is_atext(unsigned char c) noexcept
     if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
         return true;
     switch (c) {
-    case '!': case '#': case '$': case '%': case '&': case '\'': case '*': case '+': case '-':
-    case '/': case '=': case '?': case '^': case '_': case '`': case '{': case '|': case '}':
-    case '~':
-        return true;
-    default:
-        return false;
+    case '!':
+    case '#':
+    case '$':
+    case '%':
+    case '&':
+    case '\'':
+    case '*':
+    case '+':
+    case '-':
+    case '/':
+    case '=':
+    case '?':
+    case '^':
+    case '_':
+    case '`':
+    case '{':
+    case '|':
+    case '}':
+    case '~': return true;
+    default: return false;
     }
 }
 
@@ -68,7 +82,8 @@ const failure* lex(std::string_view s, std::vector<token>& out)
     static constexpr failure bad_utf8{error::invalid_utf8, "not valid UTF-8"};
     static constexpr failure unterminated_comment{error::invalid_address, "unterminated comment"};
     static constexpr failure deep{error::invalid_address, "comments nested too deeply"};
-    static constexpr failure unterminated_quote{error::invalid_address, "unterminated quoted string"};
+    static constexpr failure unterminated_quote{error::invalid_address,
+                                                "unterminated quoted string"};
     static constexpr failure unterminated_literal{error::invalid_address,
                                                   "unterminated domain literal"};
     static constexpr failure stray{error::invalid_address, "character not allowed here"};
@@ -208,8 +223,7 @@ const failure* parse_addr_spec(const std::vector<token>& t, std::size_t b, std::
     static constexpr failure list{error::invalid_address, "a list or group, not one address"};
     static constexpr failure long_local{error::address_too_long,
                                         "local part longer than 64 octets"};
-    static constexpr failure long_domain{error::address_too_long,
-                                         "domain longer than 255 octets"};
+    static constexpr failure long_domain{error::address_too_long, "domain longer than 255 octets"};
     static constexpr failure long_path{error::address_too_long, "address longer than 254 octets"};
     static constexpr failure bad_idn{error::invalid_domain,
                                      "international domain name not allowed by IDNA 2008"};
@@ -330,8 +344,7 @@ const failure* parse_addr_spec(const std::vector<token>& t, std::size_t b, std::
     return nullptr;
 }
 
-template <class T>
-result<T> fail(const failure* f, diagnostics& diag)
+template <class T> result<T> fail(const failure* f, diagnostics& diag)
 {
     diag.detail = f->why;
     return make_error_code(f->code);
@@ -447,7 +460,10 @@ result<mailbox> mailbox::parse(std::string_view text)
     return parse(text, d);
 }
 
-std::ostream& operator<<(std::ostream& os, const address& a) { return os << a.str(); }
+std::ostream& operator<<(std::ostream& os, const address& a)
+{
+    return os << a.str();
+}
 
 std::ostream& operator<<(std::ostream& os, const mailbox& m)
 {

@@ -102,8 +102,7 @@ bool has_control(std::string_view s) noexcept
 
 namespace {
 
-constexpr char b64_alphabet[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 
 // Two output characters for every 12-bit input value: one table load per two characters.
 struct pair_table {
@@ -131,7 +130,8 @@ inline char* encode_tail(char* o, const unsigned char* p, std::size_t rest) noex
 {
     if (rest == 0)
         return o;
-    const std::uint32_t x = (std::uint32_t{p[0]} << 16) | (rest == 2 ? std::uint32_t{p[1]} << 8 : 0);
+    const std::uint32_t x =
+        (std::uint32_t{p[0]} << 16) | (rest == 2 ? std::uint32_t{p[1]} << 8 : 0);
     o[0] = b64_alphabet[(x >> 18) & 63];
     o[1] = b64_alphabet[(x >> 12) & 63];
     o[2] = rest == 2 ? b64_alphabet[(x >> 6) & 63] : '=';
@@ -250,8 +250,8 @@ void quoted_printable_append(std::string& out, std::string_view text)
             auto c = static_cast<unsigned char>(line[i]);
             const bool last = i + 1 == line.size();
             // Rule (3): white space at the end of a line must be encoded.
-            const bool literal = (c >= 33 && c <= 126 && c != '=') ||
-                                 ((c == ' ' || c == '\t') && !last);
+            const bool literal =
+                (c >= 33 && c <= 126 && c != '=') || ((c == ' ' || c == '\t') && !last);
             const std::size_t width = literal ? 1 : 3;
             // Leave room for the soft-break '=' unless this is the line's last character.
             const std::size_t need = last ? width : width + 1;
@@ -283,7 +283,10 @@ inline bool q_literal(unsigned char c) noexcept
            c == '*' || c == '+' || c == '-' || c == '/';
 }
 
-inline std::size_t q_width(unsigned char c) noexcept { return (q_literal(c) || c == ' ') ? 1 : 3; }
+inline std::size_t q_width(unsigned char c) noexcept
+{
+    return (q_literal(c) || c == ' ') ? 1 : 3;
+}
 
 } // namespace
 

@@ -34,7 +34,10 @@ inline constexpr std::size_t base64_line_input = 57;
 void base64_append(std::string& out, std::string_view in);
 
 /// Size of base64_append's output for `n` input octets.
-inline constexpr std::uint64_t base64_size(std::uint64_t n) noexcept { return (n + 2) / 3 * 4; }
+inline constexpr std::uint64_t base64_size(std::uint64_t n) noexcept
+{
+    return (n + 2) / 3 * 4;
+}
 
 /// Appends `in` as base64 in 76-character lines joined by CRLF, without a CRLF after the last
 /// line. `in.size()` must be a multiple of 57 unless this is the last piece of the data: pieces
@@ -77,14 +80,12 @@ inline constexpr std::size_t max_encoded_word = 75;
 /// max_encoded_word for the rest, never splitting a character. The Q form uses only the
 /// characters RFC 2047 §5(3) allows in a phrase, so the words are valid in display names too.
 /// Calls `emit(word)` for each.
-template <class F>
-void encoded_words(std::string_view text, std::size_t first_max, F&& emit);
+template <class F> void encoded_words(std::string_view text, std::size_t first_max, F&& emit);
 
 /// Non-template core of encoded_words: appends the words to `out` separated by '\n'.
 void encoded_words_joined(std::string& out, std::string_view text, std::size_t first_max);
 
-template <class F>
-void encoded_words(std::string_view text, std::size_t first_max, F&& emit)
+template <class F> void encoded_words(std::string_view text, std::size_t first_max, F&& emit)
 {
     std::string joined;
     encoded_words_joined(joined, text, first_max);
@@ -98,7 +99,8 @@ void encoded_words(std::string_view text, std::size_t first_max, F&& emit)
     }
 }
 
-// ---- RFC 2231 parameter values -------------------------------------------------------------------
+// ---- RFC 2231 parameter values
+// -------------------------------------------------------------------
 
 /// Appends `value` percent-encoded as an RFC 2231 extended value (without the charset prefix):
 /// attribute-chars stay, everything else becomes %XX.

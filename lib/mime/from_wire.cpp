@@ -6,8 +6,8 @@
 #include "message_data.hpp"
 
 #include <algorithm>
-#include <optional>
 #include <cctype>
+#include <optional>
 #include <vector>
 
 namespace mailroom::mime {

@@ -34,9 +34,15 @@ void header_writer::word(std::string_view w)
     line_has_word_ = true;
 }
 
-void header_writer::glue(std::string_view s) { out_ += s; }
+void header_writer::glue(std::string_view s)
+{
+    out_ += s;
+}
 
-void header_writer::finish() { out_ += "\r\n"; }
+void header_writer::finish()
+{
+    out_ += "\r\n";
+}
 
 bool needs_encoding(std::string_view v) noexcept
 {
@@ -135,8 +141,8 @@ bool write_plain_phrase(header_writer& h, std::string_view name)
     }
     pieces.push_back(name.substr(start));
     for (std::string_view piece : pieces) {
-        const auto escapes = std::count_if(piece.begin(), piece.end(),
-                                           [](char c) { return c == '"' || c == '\\'; });
+        const auto escapes =
+            std::count_if(piece.begin(), piece.end(), [](char c) { return c == '"' || c == '\\'; });
         if (piece.size() + static_cast<std::size_t>(escapes) + 2 > max_raw_word)
             return false; // nothing written yet: the caller encodes instead
     }

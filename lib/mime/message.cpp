@@ -73,9 +73,7 @@ public:
                 out = s.text;
                 advance();
                 break;
-            case segment::kind::base64_memory:
-                out = encode_memory(*s.data);
-                break;
+            case segment::kind::base64_memory: out = encode_memory(*s.data); break;
             case segment::kind::base64_file:
                 out = encode_file(s, ec);
                 if (ec)
@@ -184,9 +182,18 @@ message message::from_bytes(std::string bytes, mailroom::envelope env, std::stri
     return message(std::move(d));
 }
 
-const mailroom::envelope& message::envelope() const noexcept { return data_->env; }
-const std::string& message::message_id() const noexcept { return data_->message_id; }
-std::uint64_t message::size() const noexcept { return data_->size; }
+const mailroom::envelope& message::envelope() const noexcept
+{
+    return data_->env;
+}
+const std::string& message::message_id() const noexcept
+{
+    return data_->message_id;
+}
+std::uint64_t message::size() const noexcept
+{
+    return data_->size;
+}
 
 result<std::string> message::serialize() const
 {
@@ -205,7 +212,10 @@ result<std::string> message::serialize() const
     return out;
 }
 
-message::reader message::open() const { return reader(data_); }
+message::reader message::open() const
+{
+    return reader(data_);
+}
 
 message::reader::reader(std::shared_ptr<const detail::message_data> d)
     : state_(std::make_unique<detail::reader_state>(std::move(d)))
@@ -215,7 +225,13 @@ message::reader::reader(reader&&) noexcept = default;
 message::reader& message::reader::operator=(reader&&) noexcept = default;
 message::reader::~reader() = default;
 
-std::string_view message::reader::next(error_code& ec) { return state_->next(ec); }
-std::uint64_t message::reader::remaining() const noexcept { return state_->remaining(); }
+std::string_view message::reader::next(error_code& ec)
+{
+    return state_->next(ec);
+}
+std::uint64_t message::reader::remaining() const noexcept
+{
+    return state_->remaining();
+}
 
 } // namespace mailroom::mime

@@ -212,7 +212,8 @@ bool is_token(std::string_view s)
 {
     // RFC 2045 §5.1 token.
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
-        return c > 0x20 && c < 0x7F && std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos;
+        return c > 0x20 && c < 0x7F &&
+               std::string_view("()<>@,;:\\\"/[]?=").find(c) == std::string_view::npos;
     });
 }
 
@@ -224,11 +225,21 @@ bool is_media_type(std::string_view s)
 
 bool is_reserved_header(std::string_view name)
 {
-    static constexpr std::string_view reserved[] = {
-        "from",        "sender",      "to",          "cc",
-        "bcc",         "reply-to",    "subject",     "date",
-        "message-id",  "in-reply-to", "references",  "mime-version",
-        "list-unsubscribe", "list-unsubscribe-post", "return-path"};
+    static constexpr std::string_view reserved[] = {"from",
+                                                    "sender",
+                                                    "to",
+                                                    "cc",
+                                                    "bcc",
+                                                    "reply-to",
+                                                    "subject",
+                                                    "date",
+                                                    "message-id",
+                                                    "in-reply-to",
+                                                    "references",
+                                                    "mime-version",
+                                                    "list-unsubscribe",
+                                                    "list-unsubscribe-post",
+                                                    "return-path"};
     std::string lower(name);
     for (auto& c : lower)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
@@ -251,9 +262,9 @@ std::string format_date(std::chrono::system_clock::time_point tp)
     if (off < 0)
         off = -off;
     char buf[64];
-    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld",
-                  days[tm.tm_wday], tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec, sign, off / 60, off % 60);
+    std::snprintf(buf, sizeof buf, "%s, %02d %s %04d %02d:%02d:%02d %c%02ld%02ld", days[tm.tm_wday],
+                  tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+                  tm.tm_sec, sign, off / 60, off % 60);
     return buf;
 }
 
@@ -390,8 +401,7 @@ std::optional<bad> make_attachment_part(const attachment& a,
                                         std::shared_ptr<const std::string> data, part& p)
 {
     std::string filename = a.filename;
-    const std::string field =
-        a.content_id.empty() ? "attachment" : "inline part " + a.content_id;
+    const std::string field = a.content_id.empty() ? "attachment" : "inline part " + a.content_id;
     if (filename.empty() && !a.path.empty())
         filename = a.path.filename().string();
     if (filename.empty() && a.content_id.empty())
@@ -405,8 +415,8 @@ std::optional<bad> make_attachment_part(const attachment& a,
     if (filename.find_first_of("/\\") != filename.npos)
         return bad{error::invalid_filename, field,
                    "file name '" + filename + "' holds a path separator"};
-    std::string type = a.content_type.empty() ? std::string(media_type_for(filename))
-                                              : a.content_type;
+    std::string type =
+        a.content_type.empty() ? std::string(media_type_for(filename)) : a.content_type;
     for (auto& c : type)
         c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (!is_media_type(type))
@@ -421,8 +431,7 @@ std::optional<bad> make_attachment_part(const attachment& a,
         struct stat st {};
         if (::stat(a.path.c_str(), &st) != 0 || !S_ISREG(st.st_mode) ||
             ::access(a.path.c_str(), R_OK) != 0)
-            return bad{error::file_unreadable, field,
-                       "cannot read '" + a.path.string() + "'"};
+            return bad{error::file_unreadable, field, "cannot read '" + a.path.string() + "'"};
         p.is_file = true;
         p.b64_file = a.path;
         p.file_size = static_cast<std::uint64_t>(st.st_size);
@@ -450,12 +459,12 @@ std::optional<bad> make_attachment_part(const attachment& a,
             // RFC 2392 wants msg-id form; bare ids such as "logo" are common and safe when they
             // are a dot-atom.
             const std::string_view id = a.content_id;
-            const bool ok = !id.empty() && id.size() < 200 &&
-                            std::all_of(id.begin(), id.end(), [](char c) {
-                                return std::isalnum(static_cast<unsigned char>(c)) ||
-                                       std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) !=
-                                           std::string_view::npos;
-                            });
+            const bool ok =
+                !id.empty() && id.size() < 200 && std::all_of(id.begin(), id.end(), [](char c) {
+                    return std::isalnum(static_cast<unsigned char>(c)) ||
+                           std::string_view("!#$%&'*+-/=?^_`{|}~.").find(c) !=
+                               std::string_view::npos;
+                });
             if (!ok)
                 return bad{error::invalid_content_id, field,
                            "Content-ID must be id@domain or a dot-atom"};
@@ -573,7 +582,9 @@ result<message> message_builder::build(diagnostics& diag) const
             if (std::find(env.recipients.begin(), env.recipients.end(), m.address()) ==
                 env.recipients.end())
                 env.recipients.push_back(m.address());
-    auto utf8 = [](const mailbox& m) { return m.address().needs_smtputf8(); };
+    auto utf8 = [](const mailbox& m) {
+        return m.address().needs_smtputf8();
+    };
     env.smtputf8 = utf8(from) || (sender && utf8(*sender)) || env.from.needs_smtputf8() ||
                    std::any_of(to.begin(), to.end(), utf8) ||
                    std::any_of(cc.begin(), cc.end(), utf8) ||
@@ -710,8 +721,8 @@ result<message> message_builder::build(diagnostics& diag) const
         w.finish();
     }
     add_header(h, "Message-ID", d->message_id);
-    for (auto [name, ids] : {std::pair{"In-Reply-To", &in_reply_to},
-                             std::pair{"References", &references}}) {
+    for (auto [name, ids] :
+         {std::pair{"In-Reply-To", &in_reply_to}, std::pair{"References", &references}}) {
         if (ids->empty())
             continue;
         header_writer w(h, name);

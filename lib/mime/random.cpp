@@ -33,6 +33,9 @@ std::string random_token()
     return s;
 }
 
-std::string new_boundary() { return "=_mr" + random_token(); }
+std::string new_boundary()
+{
+    return "=_mr" + random_token();
+}
 
 } // namespace mailroom::mime::detail

@@ -32,8 +32,7 @@ std::optional<std::string> base64_decode(std::string_view in)
     out.reserve(in.size() / 4 * 3);
     for (std::size_t i = 0; i < in.size(); i += 4) {
         const bool last = i + 4 == in.size();
-        const std::size_t pad =
-            last ? (in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0) : 0;
+        const std::size_t pad = last ? (in[i + 3] == '=' ? (in[i + 2] == '=' ? 2 : 1) : 0) : 0;
         std::uint32_t group = 0;
         for (std::size_t j = 0; j < 4 - pad; ++j) {
             const std::int8_t v = table[static_cast<unsigned char>(in[i + j])];

@@ -142,7 +142,10 @@ const capabilities::extension* capabilities::find(std::string_view keyword) cons
     return nullptr;
 }
 
-bool capabilities::has(std::string_view keyword) const noexcept { return find(keyword) != nullptr; }
+bool capabilities::has(std::string_view keyword) const noexcept
+{
+    return find(keyword) != nullptr;
+}
 
 bool capabilities::has_auth(std::string_view mechanism) const noexcept
 {

@@ -208,11 +208,26 @@ error_code format_rcpt_to(std::string& out, const address& to, const rcpt_parame
     return {};
 }
 
-void format_rset(std::string& out) { out += "RSET\r\n"; }
-void format_noop(std::string& out) { out += "NOOP\r\n"; }
-void format_quit(std::string& out) { out += "QUIT\r\n"; }
-void format_data(std::string& out) { out += "DATA\r\n"; }
-void format_starttls(std::string& out) { out += "STARTTLS\r\n"; }
+void format_rset(std::string& out)
+{
+    out += "RSET\r\n";
+}
+void format_noop(std::string& out)
+{
+    out += "NOOP\r\n";
+}
+void format_quit(std::string& out)
+{
+    out += "QUIT\r\n";
+}
+void format_data(std::string& out)
+{
+    out += "DATA\r\n";
+}
+void format_starttls(std::string& out)
+{
+    out += "STARTTLS\r\n";
+}
 
 void format_bdat(std::string& out, std::uint64_t size, bool last)
 {
@@ -277,6 +292,9 @@ void format_auth_response(std::string& out, std::string_view response)
     out += crlf;
 }
 
-void format_auth_cancel(std::string& out) { out += "*\r\n"; }
+void format_auth_cancel(std::string& out)
+{
+    out += "*\r\n";
+}
 
 } // namespace mailroom::smtp::detail

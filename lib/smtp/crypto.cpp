@@ -1,8 +1,8 @@
 // OpenSSL 3 primitives for SASL.
 #include "smtp/crypto.hpp"
 
-#include <openssl/crypto.h>
 #include <openssl/core_names.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 
@@ -75,8 +75,8 @@ std::optional<std::string> pbkdf2_sha256(std::string_view password, std::string_
         return std::nullopt;
     std::string out(32, '\0');
     if (PKCS5_PBKDF2_HMAC(password.data(), static_cast<int>(password.size()), bytes(salt),
-                          static_cast<int>(salt.size()), static_cast<int>(iterations),
-                          EVP_sha256(), static_cast<int>(out.size()),
+                          static_cast<int>(salt.size()), static_cast<int>(iterations), EVP_sha256(),
+                          static_cast<int>(out.size()),
                           reinterpret_cast<unsigned char*>(out.data())) != 1)
         return std::nullopt;
     return out;
@@ -85,8 +85,8 @@ std::optional<std::string> pbkdf2_sha256(std::string_view password, std::string_
 std::optional<std::string> random_bytes(std::size_t n)
 {
     std::string out(n, '\0');
-    if (n > INT_MAX || RAND_bytes(reinterpret_cast<unsigned char*>(out.data()),
-                                  static_cast<int>(n)) != 1)
+    if (n > INT_MAX ||
+        RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
         return std::nullopt;
     return out;
 }

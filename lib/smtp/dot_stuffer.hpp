@@ -54,9 +54,9 @@ public:
 private:
     bool stuff_;
     std::size_t max_line_;
-    bool line_start_ = true;     // the next octet starts a line
-    bool cr_pending_ = false;    // the last octet was a CR, already written as CRLF
-    std::size_t line_len_ = 0;   // octets of text in the current line
+    bool line_start_ = true;   // the next octet starts a line
+    bool cr_pending_ = false;  // the last octet was a CR, already written as CRLF
+    std::size_t line_len_ = 0; // octets of text in the current line
     std::size_t fed_ = 0;
 };
 

@@ -66,10 +66,7 @@ public:
     }
     const char* name() const noexcept override { return "mailroom.smtp.reply"; }
 
-    std::string message(int ev) const override
-    {
-        return std::to_string(ev) + ' ' + meaning(ev);
-    }
+    std::string message(int ev) const override { return std::to_string(ev) + ' ' + meaning(ev); }
 
     boost::system::error_condition default_error_condition(int ev) const noexcept override
     {
@@ -127,6 +124,9 @@ constexpr reply_category_impl reply_instance;
 
 } // namespace
 
-const boost::system::error_category& reply_category() noexcept { return reply_instance; }
+const boost::system::error_category& reply_category() noexcept
+{
+    return reply_instance;
+}
 
 } // namespace mailroom::smtp

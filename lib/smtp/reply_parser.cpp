@@ -17,7 +17,10 @@ bool is_reply_code(std::string_view s) noexcept
 
 // RFC 5321 §4.2 textstring = 1*(%d09 / %d32-126); RFC 6531 §3.7.4 adds UTF-8. We accept any
 // octet from 0x80 up rather than validating UTF-8: the text is only shown, never interpreted.
-bool is_text_octet(unsigned char c) noexcept { return c == '\t' || (c >= 0x20 && c != 0x7F); }
+bool is_text_octet(unsigned char c) noexcept
+{
+    return c == '\t' || (c >= 0x20 && c != 0x7F);
+}
 
 } // namespace
 

@@ -53,8 +53,8 @@ error_code check_field(std::string_view s, bool required)
 bool is_b64token(std::string_view s) noexcept
 {
     std::size_t i = 0;
-    while (i < s.size() && (is_alnum(s[i]) || std::string_view("-._~+/").find(s[i]) !=
-                                                     std::string_view::npos))
+    while (i < s.size() &&
+           (is_alnum(s[i]) || std::string_view("-._~+/").find(s[i]) != std::string_view::npos))
         ++i;
     if (i == 0)
         return false;
@@ -86,7 +86,10 @@ std::string base64(std::string_view raw)
     return out;
 }
 
-result<std::string> bad_challenge() { return error_code(error::sasl_bad_challenge); }
+result<std::string> bad_challenge()
+{
+    return error_code(error::sasl_bad_challenge);
+}
 
 // ---- PLAIN (RFC 4616 §2): [authzid] NUL authcid NUL passwd, all at once. ------------------
 
@@ -246,9 +249,8 @@ private:
         std::size_t pos = 0;
         while (true) {
             const std::size_t comma = s.find(',', pos);
-            const std::string_view part = comma == std::string_view::npos
-                                              ? s.substr(pos)
-                                              : s.substr(pos, comma - pos);
+            const std::string_view part =
+                comma == std::string_view::npos ? s.substr(pos) : s.substr(pos, comma - pos);
             if (part.size() < 2 || !is_alpha(part[0]) || part[1] != '=')
                 return std::nullopt;
             out.emplace_back(part[0], part.substr(2));
@@ -272,8 +274,8 @@ private:
             return fail_with(error::sasl_bad_challenge);
         auto attrs = attributes(server_first);
         // RFC 5802 §5.1: an "m" attribute is a mandatory extension we don't know: fail.
-        if (!attrs || attrs->size() < 3 || (*attrs)[0].first != 'r' ||
-            (*attrs)[1].first != 's' || (*attrs)[2].first != 'i')
+        if (!attrs || attrs->size() < 3 || (*attrs)[0].first != 'r' || (*attrs)[1].first != 's' ||
+            (*attrs)[2].first != 'i')
             return fail_with(error::sasl_bad_challenge);
         const std::string_view nonce = (*attrs)[0].second;
         // The server's nonce extends ours (§5.1); a server that doesn't echo ours is answering
@@ -314,8 +316,7 @@ private:
         auth_message += server_first;
         auth_message += ',';
         auth_message += without_proof;
-        auto client_signature =
-            stored_key ? hmac_sha256(*stored_key, auth_message) : std::nullopt;
+        auto client_signature = stored_key ? hmac_sha256(*stored_key, auth_message) : std::nullopt;
         auto server_signature = hmac_sha256(*server_key, auth_message);
         cleanse(*server_key);
         if (!client_signature || !server_signature) {
@@ -377,7 +378,10 @@ public:
     {
         if (m == auth_mechanism::xoauth2) {
             // Google's format: "user=" {User} ^A "auth=Bearer " {Token} ^A ^A.
-            message_ = "user=" + c.username + "\x01" "auth=Bearer " + c.bearer_token + "\x01\x01";
+            message_ = "user=" + c.username +
+                       "\x01"
+                       "auth=Bearer " +
+                       c.bearer_token + "\x01\x01";
         } else {
             // RFC 7628 §3.1: gs2-header kvsep *kvpair kvsep, kvpair = key "=" value kvsep.
             message_ = "n,";

@@ -93,8 +93,8 @@ result<std::unique_ptr<sasl_client>> make_sasl_client(auth_mechanism m, const sa
 
 /// The preference order documented on auth_mechanism.
 inline constexpr auth_mechanism all_auth_mechanisms[] = {
-    auth_mechanism::oauthbearer, auth_mechanism::xoauth2,  auth_mechanism::scram_sha_256,
-    auth_mechanism::plain,       auth_mechanism::login,    auth_mechanism::cram_md5,
+    auth_mechanism::oauthbearer, auth_mechanism::xoauth2, auth_mechanism::scram_sha_256,
+    auth_mechanism::plain,       auth_mechanism::login,   auth_mechanism::cram_md5,
 };
 
 /// Picks the mechanism to use: the first of `allowed` (in the order documented on
@@ -104,10 +104,9 @@ inline constexpr auth_mechanism all_auth_mechanisms[] = {
 /// put a reusable secret on the wire qualify: SCRAM-SHA-256 and CRAM-MD5; PLAIN, LOGIN and
 /// bearer tokens would be readable by anyone on the path (RFC 4954 §4, §15).
 /// Error: error::auth_mechanism_unavailable.
-result<auth_mechanism> choose_mechanism(const std::vector<std::string>& offered,
-                                        const sasl_credentials& c, bool tls_active,
-                                        std::span<const auth_mechanism> allowed =
-                                            all_auth_mechanisms);
+result<auth_mechanism>
+choose_mechanism(const std::vector<std::string>& offered, const sasl_credentials& c,
+                 bool tls_active, std::span<const auth_mechanism> allowed = all_auth_mechanisms);
 
 /// For transcript logs: `line` (a client line, CRLF optional) with any SASL payload replaced
 /// by "[redacted]". `AUTH PLAIN AHUAcA==` becomes `AUTH PLAIN [redacted]`; when `sasl_response`

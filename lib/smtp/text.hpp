@@ -7,10 +7,22 @@
 
 namespace mailroom::smtp::detail {
 
-inline bool is_alpha(char c) noexcept { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-inline bool is_digit(char c) noexcept { return c >= '0' && c <= '9'; }
-inline bool is_alnum(char c) noexcept { return is_alpha(c) || is_digit(c); }
-inline char to_upper(char c) noexcept { return c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c; }
+inline bool is_alpha(char c) noexcept
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+inline bool is_digit(char c) noexcept
+{
+    return c >= '0' && c <= '9';
+}
+inline bool is_alnum(char c) noexcept
+{
+    return is_alpha(c) || is_digit(c);
+}
+inline char to_upper(char c) noexcept
+{
+    return c >= 'a' && c <= 'z' ? char(c - 'a' + 'A') : c;
+}
 
 inline std::string to_upper(std::string_view s)
 {

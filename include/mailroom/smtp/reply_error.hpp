@@ -19,23 +19,23 @@ namespace mailroom::smtp {
 /// The value holds only the basic code. Keep the `reply` beside it (in the diagnostics of the
 /// operation that failed): it holds the enhanced status (`reply::status`) and the text.
 enum class reply_code : int {
-    service_not_available = 421,   ///< closing the transmission channel
-    password_transition = 432,     ///< RFC 4954: a password transition is needed
-    mailbox_busy = 450,            ///< mailbox unavailable (busy, greylisted, ...)
-    local_error = 451,             ///< aborted: local error in processing
-    insufficient_storage = 452,    ///< also "too many recipients" (§4.5.3.1.10)
-    temporary_failure = 454,       ///< RFC 3207: TLS not available now; RFC 4954: AUTH failed now
+    service_not_available = 421, ///< closing the transmission channel
+    password_transition = 432,   ///< RFC 4954: a password transition is needed
+    mailbox_busy = 450,          ///< mailbox unavailable (busy, greylisted, ...)
+    local_error = 451,           ///< aborted: local error in processing
+    insufficient_storage = 452,  ///< also "too many recipients" (§4.5.3.1.10)
+    temporary_failure = 454,     ///< RFC 3207: TLS not available now; RFC 4954: AUTH failed now
     cannot_accommodate_params = 455,
-    syntax_error = 500,            ///< command unrecognised, or line too long
+    syntax_error = 500, ///< command unrecognised, or line too long
     syntax_error_in_parameters = 501,
     command_not_implemented = 502,
     bad_sequence = 503,
     parameter_not_implemented = 504,
-    does_not_accept_mail = 521,    ///< RFC 7504
-    auth_required = 530,           ///< RFC 4954
-    auth_too_weak = 534,           ///< RFC 4954
-    auth_failed = 535,             ///< RFC 4954: invalid credentials
-    encryption_required = 538,     ///< RFC 4954
+    does_not_accept_mail = 521, ///< RFC 7504
+    auth_required = 530,        ///< RFC 4954
+    auth_too_weak = 534,        ///< RFC 4954
+    auth_failed = 535,          ///< RFC 4954: invalid credentials
+    encryption_required = 538,  ///< RFC 4954
     mailbox_unavailable = 550,
     user_not_local = 551,
     exceeded_storage = 552,
@@ -56,9 +56,12 @@ inline error_code make_error_code(reply_code c) noexcept
 }
 
 /// The error_code for a reply: its code in reply_category().
-inline error_code make_error_code(const reply& r) noexcept { return {r.code, reply_category()}; }
+inline error_code make_error_code(const reply& r) noexcept
+{
+    return {r.code, reply_category()};
+}
 
 } // namespace mailroom::smtp
 
-template <>
-struct boost::system::is_error_code_enum<mailroom::smtp::reply_code> : std::true_type {};
+template <> struct boost::system::is_error_code_enum<mailroom::smtp::reply_code> : std::true_type {
+};

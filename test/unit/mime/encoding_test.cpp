@@ -7,8 +7,13 @@ using namespace mailroom::mime::detail;
 TEST_CASE("base64 of RFC 4648 test vectors")
 {
     const std::pair<std::string_view, std::string_view> vectors[] = {
-        {"", ""},         {"f", "Zg=="},         {"fo", "Zm8="},         {"foo", "Zm9v"},
-        {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"},
+        {"", ""},
+        {"f", "Zg=="},
+        {"fo", "Zm8="},
+        {"foo", "Zm9v"},
+        {"foob", "Zm9vYg=="},
+        {"fooba", "Zm9vYmE="},
+        {"foobar", "Zm9vYmFy"},
     };
     for (auto [in, want] : vectors) {
         std::string out;
@@ -177,8 +182,10 @@ TEST_SUITE("mime.encoding")
     {
         const std::string texts[] = {
             "Grüße aus Köln",
-            "日本語のテキストはとても長くなる可能性があります。日本語のテキストはとても長くなる可能性があります。",
-            "emoji 😀😃😄😁😆😅😂🤣 and more 😀😃😄😁😆😅😂🤣😀😃😄😁😆😅😂🤣",
+            "日本語のテキストはとても長くなる可能性があります。日本語のテキストはとても長くなる可能"
+            "性があります。",
+            "emoji 😀😃😄😁😆😅😂🤣 and more "
+            "😀😃😄😁😆😅😂🤣😀😃😄😁😆😅😂🤣",
             "=?utf-8?q?=0D=0ABcc:_evil@example.com?=",
         };
         for (const auto& t : texts) {
@@ -208,9 +215,8 @@ TEST_SUITE("mime.encoding")
     TEST_CASE("encoded-words: the first word respects the room left on the line")
     {
         std::vector<std::size_t> sizes;
-        encoded_words(std::string(200, 'x') + "ü", 30, [&](std::string_view w) {
-            sizes.push_back(w.size());
-        });
+        encoded_words(std::string(200, 'x') + "ü", 30,
+                      [&](std::string_view w) { sizes.push_back(w.size()); });
         REQUIRE(sizes.size() > 2);
         CHECK(sizes[0] <= 30);
         CHECK(sizes[1] <= 75);
@@ -231,8 +237,10 @@ TEST_SUITE("mime.encoding")
         CHECK_FALSE(is_valid_utf8("\xe0\x80\xaf"));
         CHECK_FALSE(is_valid_utf8("\xf4\x90\x80\x80"));
         CHECK(has_control("a\rb"));
-        CHECK(has_control("a\x85" "b") == false); // a lone continuation octet is not C1
-        CHECK(has_control("a\xc2\x85" "b"));      // U+0085 NEL
+        CHECK(has_control("a\x85"
+                          "b") == false); // a lone continuation octet is not C1
+        CHECK(has_control("a\xc2\x85"
+                          "b")); // U+0085 NEL
         CHECK_FALSE(has_control("Grüße"));
     }
 }

@@ -31,7 +31,10 @@ message_builder basic()
     return b;
 }
 
-std::string headers_of(std::string_view w) { return std::string(w.substr(0, w.find("\r\n\r\n") + 2)); }
+std::string headers_of(std::string_view w)
+{
+    return std::string(w.substr(0, w.find("\r\n\r\n") + 2));
+}
 
 // RFC 5322 §2.1.1 and §2.2: CRLF only, no line over 998 octets.
 void check_wire_form(std::string_view w)
@@ -303,14 +306,17 @@ TEST_SUITE("mime.message")
     TEST_CASE("threading and list headers")
     {
         auto b = basic();
-        b.in_reply_to("<a1@example.com>").references("<a0@example.com>").references("a1@example.com");
+        b.in_reply_to("<a1@example.com>")
+            .references("<a0@example.com>")
+            .references("a1@example.com");
         b.list_unsubscribe("mailto:unsub@example.com").list_unsubscribe("https://example.com/u/1");
         b.list_unsubscribe_one_click();
         const std::string h = unfold(headers_of(wire(b)));
         CHECK(h.find("In-Reply-To: <a1@example.com>\r\n") != std::string::npos);
         CHECK(h.find("References: <a0@example.com> <a1@example.com>\r\n") != std::string::npos);
-        CHECK(h.find("List-Unsubscribe: <mailto:unsub@example.com>, <https://example.com/u/1>\r\n") !=
-              std::string::npos);
+        CHECK(
+            h.find("List-Unsubscribe: <mailto:unsub@example.com>, <https://example.com/u/1>\r\n") !=
+            std::string::npos);
         CHECK(h.find("List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n") != std::string::npos);
     }
 
@@ -321,7 +327,8 @@ TEST_SUITE("mime.message")
         CHECK(build_error(message_builder().from("a@b.com")) == error::no_recipients);
         CHECK(build_error(basic().to("a@b@c"), &field) == error::invalid_address);
         CHECK(field == "To");
-        CHECK(build_error(basic().cc("user@good.com(x)evil.com"), &field) == error::invalid_address);
+        CHECK(build_error(basic().cc("user@good.com(x)evil.com"), &field) ==
+              error::invalid_address);
         CHECK(field == "Cc");
         CHECK(build_error(basic().subject("hi\r\nBcc: evil@example.com"), &field) ==
               error::control_character);
@@ -339,8 +346,9 @@ TEST_SUITE("mime.message")
         CHECK(build_error(basic().message_id("no-at-sign")) == error::invalid_message_id);
         CHECK(build_error(basic().in_reply_to("<a b@c>")) == error::invalid_message_id);
         CHECK(build_error(basic().list_unsubscribe("https://x/ y")) == error::invalid_uri);
-        CHECK(build_error(basic().list_unsubscribe("mailto:u@x.com").list_unsubscribe_one_click()) ==
-              error::invalid_uri);
+        CHECK(
+            build_error(basic().list_unsubscribe("mailto:u@x.com").list_unsubscribe_one_click()) ==
+            error::invalid_uri);
         CHECK(build_error(basic().text("\xc3")) == error::invalid_utf8);
         CHECK(build_error(basic().attach_file("/nonexistent/file.pdf"), &field) ==
               error::file_unreadable);

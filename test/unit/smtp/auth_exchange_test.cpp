@@ -85,7 +85,11 @@ TEST_SUITE("smtp.auth")
     TEST_CASE("PLAIN with an initial response")
     {
         auto s = start(auth_mechanism::plain, password("test", "1234"));
-        CHECK(s.sent == "AUTH PLAIN " + b64(std::string("\0test\0" "1234", 10)) + "\r\n");
+        CHECK(s.sent == "AUTH PLAIN " +
+                            b64(std::string("\0test\0"
+                                            "1234",
+                                            10)) +
+                            "\r\n");
         // Any line the client sends before the exchange ends answers a challenge.
         CHECK(s.ex.awaiting_response_line());
         CHECK(s.done(r(235, "2.7.0 Authentication successful")) == error_code());
@@ -212,8 +216,9 @@ TEST_SUITE("smtp.auth")
         CHECK(s.sent == "AUTH XOAUTH2\r\n");
         CHECK(s.ex.awaiting_response_line());
         const std::string line = s.send(r(334, ""));
-        CHECK(line == b64("user=someone@example.com\x01" "auth=Bearer " + c.bearer_token +
-                          "\x01\x01") +
+        CHECK(line == b64("user=someone@example.com\x01"
+                          "auth=Bearer " +
+                          c.bearer_token + "\x01\x01") +
                           "\r\n");
         CHECK(s.done(r(235, "2.7.0 Accepted")) == error_code());
 

@@ -111,7 +111,7 @@ TEST_SUITE("smtp.capabilities")
         CHECK(parse_lines({"x", "SIZE 0"}).size == 0u); // RFC 1870: 0 means no fixed limit
         CHECK(parse_lines({"x", "SIZE 35882577"}).size == 35882577u);
         CHECK(parse_lines({"x", "SIZE 18446744073709551615"}).size == UINT64_MAX);
-        CHECK(parse_lines({"x", "SIZE 18446744073709551616"}).size == 0u); // overflow
+        CHECK(parse_lines({"x", "SIZE 18446744073709551616"}).size == 0u);    // overflow
         CHECK(parse_lines({"x", "SIZE 99999999999999999999999"}).size == 0u); // overflow
         CHECK(parse_lines({"x", "SIZE abc"}).size == 0u);
         CHECK(parse_lines({"x", "SIZE -1"}).size == 0u);
@@ -138,8 +138,8 @@ TEST_SUITE("smtp.capabilities")
 
     TEST_CASE("unknown extensions are kept")
     {
-        auto caps = parse_lines({"x", "XCLIENT NAME ADDR PROTO HELO", "X-EXPS GSSAPI NTLM",
-                                 "DELIVERBY 300", "XFOO"});
+        auto caps = parse_lines(
+            {"x", "XCLIENT NAME ADDR PROTO HELO", "X-EXPS GSSAPI NTLM", "DELIVERBY 300", "XFOO"});
         REQUIRE(caps.extensions.size() == 4);
         CHECK(caps.extensions[0] ==
               capabilities::extension{"XCLIENT", {"NAME", "ADDR", "PROTO", "HELO"}});

@@ -18,8 +18,7 @@ address addr(std::string_view s)
 
 // Calls `f(out)` on a buffer that already holds a pipelined command and checks that a failure
 // leaves it untouched.
-template <class F>
-std::pair<error_code, std::string> format(F&& f)
+template <class F> std::pair<error_code, std::string> format(F&& f)
 {
     std::string out = "RSET\r\n";
     error_code ec = f(out);
@@ -83,10 +82,11 @@ TEST_SUITE("smtp.command")
         CHECK(fails(ehlo("client\t")) == error::control_character);
         CHECK(fails(ehlo("client\x7f")) == error::control_character);
         // Not a domain or address literal.
-        for (std::string_view bad : {"", " ", "a b", "a_b.com", "-a.com", "a-.com", "a..b", ".a",
-                                     "a.", "caf\xc3\xa9.fr", "a.com ", "<a.com>", "[1.2.3]",
-                                     "[256.1.1.1]", "[IPv6:zz::1]", "[a.com]", "[]", "[1.2.3.4",
-                                     "1.2.3.4]", "[IPv6:1.2.3.4]"}) {
+        for (std::string_view bad :
+             {"",        " ",       "a b",      "a_b.com",     "-a.com",
+              "a-.com",  "a..b",    ".a",       "a.",          "caf\xc3\xa9.fr",
+              "a.com ",  "<a.com>", "[1.2.3]",  "[256.1.1.1]", "[IPv6:zz::1]",
+              "[a.com]", "[]",      "[1.2.3.4", "1.2.3.4]",    "[IPv6:1.2.3.4]"}) {
             CAPTURE(bad);
             CHECK(fails(ehlo(bad)) == error::invalid_smtp_argument);
         }
@@ -189,9 +189,8 @@ TEST_SUITE("smtp.command")
         CHECK(ok(rcpt(addr("b@example.org"), p)) ==
               "RCPT TO:<b@example.org> ORCPT=rfc822;Bob+2BSmith+3Dx@example.org\r\n");
         p.notify = dsn_notify::failure;
-        CHECK(ok(rcpt(addr("b@example.org"), p)) ==
-              "RCPT TO:<b@example.org> NOTIFY=FAILURE "
-              "ORCPT=rfc822;Bob+2BSmith+3Dx@example.org\r\n");
+        CHECK(ok(rcpt(addr("b@example.org"), p)) == "RCPT TO:<b@example.org> NOTIFY=FAILURE "
+                                                    "ORCPT=rfc822;Bob+2BSmith+3Dx@example.org\r\n");
         p.orcpt = "b@example.org\r\nDATA";
         CHECK(fails(rcpt(addr("b@example.org"), p)) == error::control_character);
         p.orcpt = "b@example.org\n";
@@ -230,8 +229,9 @@ TEST_SUITE("smtp.command")
             return format([&](std::string& o) { return format_auth(o, mech, ir); });
         };
         // RFC 4954 §4.1 example: "test" NUL "test" NUL "1234".
-        CHECK(ok(auth("PLAIN", std::string_view("test\0test\0" "1234", 14))) ==
-              "AUTH PLAIN dGVzdAB0ZXN0ADEyMzQ=\r\n");
+        CHECK(ok(auth("PLAIN", std::string_view("test\0test\0"
+                                                "1234",
+                                                14))) == "AUTH PLAIN dGVzdAB0ZXN0ADEyMzQ=\r\n");
         CHECK(ok(auth("PLAIN", std::nullopt)) == "AUTH PLAIN\r\n");
         CHECK(ok(auth("EXTERNAL", std::string_view())) == "AUTH EXTERNAL =\r\n");
         CHECK(ok(auth("SCRAM-SHA-256", std::nullopt)) == "AUTH SCRAM-SHA-256\r\n");

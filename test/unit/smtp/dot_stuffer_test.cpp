@@ -56,7 +56,10 @@ std::string stuff_pieces(const std::vector<std::string_view>& pieces, mode m = m
     return out;
 }
 
-std::string stuff(std::string_view in, mode m = mode::on) { return stuff_pieces({in}, m); }
+std::string stuff(std::string_view in, mode m = mode::on)
+{
+    return stuff_pieces({in}, m);
+}
 
 void check_splits(std::string_view in, mode m = mode::on)
 {
@@ -159,9 +162,25 @@ TEST_SUITE("smtp.dot_stuffer")
     TEST_CASE("splitting anywhere gives the same bytes")
     {
         for (std::string_view in : {
-                 "", ".", "..", "a", "\r", "\n", "\r\n", "\r\r", "\n\n", "\n\r", ".\r\n.",
-                 "a\n.\nb", "a\r.\rb", "a\n.\r\nb", "a\r\n.\r\nb", "\r\n.\r\n", "\r\n.\r",
-                 ".\r.\n.\r\n.", "line one\r\n.line two\nline three\r.\r\n..\r\n",
+                 "",
+                 ".",
+                 "..",
+                 "a",
+                 "\r",
+                 "\n",
+                 "\r\n",
+                 "\r\r",
+                 "\n\n",
+                 "\n\r",
+                 ".\r\n.",
+                 "a\n.\nb",
+                 "a\r.\rb",
+                 "a\n.\r\nb",
+                 "a\r\n.\r\nb",
+                 "\r\n.\r\n",
+                 "\r\n.\r",
+                 ".\r.\n.\r\n.",
+                 "line one\r\n.line two\nline three\r.\r\n..\r\n",
                  "From: a@example.com\r\nSubject: test\r\n\r\nHello\r\n.\r\n..\r\nBye",
              }) {
             check_splits(in);

@@ -105,8 +105,8 @@ TEST_SUITE("smtp.reply_error")
     {
         for (error e : {error::protocol_error, error::bad_reply_code, error::reply_code_mismatch,
                         error::reply_line_too_long, error::reply_too_long,
-                        error::sasl_bad_challenge, error::sasl_server_error,
-                        error::sasl_incomplete, error::scram_server_signature_mismatch}) {
+                        error::sasl_bad_challenge, error::sasl_server_error, error::sasl_incomplete,
+                        error::scram_server_signature_mismatch}) {
             const error_code ec = e;
             CAPTURE(ec.message());
             CHECK(ec == condition::transient);

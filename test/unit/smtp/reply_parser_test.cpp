@@ -9,7 +9,10 @@
 
 namespace mailroom::smtp {
 // For doctest's failure messages.
-inline std::ostream& operator<<(std::ostream& os, const reply& r) { return os << r.to_string(); }
+inline std::ostream& operator<<(std::ostream& os, const reply& r)
+{
+    return os << r.to_string();
+}
 } // namespace mailroom::smtp
 
 using mailroom::error;
@@ -254,22 +257,22 @@ TEST_SUITE("smtp.reply")
     TEST_CASE("malformed reply codes")
     {
         for (std::string_view in : {
-                 "\r\n",            // empty line
-                 "25\r\n",          // short
+                 "\r\n",   // empty line
+                 "25\r\n", // short
                  "2\r\n",
-                 "abc text\r\n",    // garbage
+                 "abc text\r\n", // garbage
                  "HTTP/1.1 400 Bad Request\r\n",
-                 "150 x\r\n",       // 1xx is not an SMTP reply (RFC 5321 §4.2)
+                 "150 x\r\n", // 1xx is not an SMTP reply (RFC 5321 §4.2)
                  "199 x\r\n",
-                 "600 x\r\n",       // first digit 2-5
+                 "600 x\r\n", // first digit 2-5
                  "099 x\r\n",
-                 "260 x\r\n",       // second digit 0-5
+                 "260 x\r\n", // second digit 0-5
                  "290 x\r\n",
                  "25a x\r\n",
-                 "2500 x\r\n",      // four digits
-                 "250_x\r\n",       // separator must be ' ' or '-'
+                 "2500 x\r\n", // four digits
+                 "250_x\r\n",  // separator must be ' ' or '-'
                  "250\tx\r\n",
-                 " 250 x\r\n",      // leading space
+                 " 250 x\r\n", // leading space
                  "+OK POP3 ready\r\n",
                  "* OK IMAP4rev1\r\n",
              }) {
@@ -288,9 +291,9 @@ TEST_SUITE("smtp.reply")
 
     TEST_CASE("line ends and control characters")
     {
-        CHECK(parse_error("250 ok\n") == error::protocol_error);           // bare LF
+        CHECK(parse_error("250 ok\n") == error::protocol_error); // bare LF
         CHECK(parse_error("250-a\n250 b\r\n") == error::protocol_error);
-        CHECK(parse_error("250 a\rb\r\n") == error::protocol_error);       // bare CR
+        CHECK(parse_error("250 a\rb\r\n") == error::protocol_error); // bare CR
         CHECK(parse_error("250 a\r\r\n") == error::protocol_error);
         CHECK(parse_error(std::string_view("250 a\0b\r\n", 9)) == error::protocol_error);
         CHECK(parse_error("250 a\x1b[31mred\r\n") == error::protocol_error);
@@ -322,8 +325,7 @@ TEST_SUITE("smtp.reply")
 
         // The default: 2048 octets.
         CHECK_FALSE(run("250 " + std::string(2044, 'x') + "\r\n").ec);
-        CHECK(parse_error("250 " + std::string(2045, 'x') + "\r\n") ==
-              error::reply_line_too_long);
+        CHECK(parse_error("250 " + std::string(2045, 'x') + "\r\n") == error::reply_line_too_long);
     }
 
     TEST_CASE("reply size limits")
@@ -406,9 +408,9 @@ TEST_SUITE("smtp.reply")
             const int len = byte(rng) * 4;
             for (int i = 0; i < len; ++i) {
                 // Mostly reply-ish characters, so that the parser gets deep.
-                in += pick(rng) < 7 ? alphabet[static_cast<std::size_t>(byte(rng)) %
-                                               alphabet.size()]
-                                    : static_cast<char>(byte(rng));
+                in += pick(rng) < 7
+                          ? alphabet[static_cast<std::size_t>(byte(rng)) % alphabet.size()]
+                          : static_cast<char>(byte(rng));
             }
             const outcome whole = run(in, lim);
             for (const auto& r : whole.replies) {

@@ -9,7 +9,10 @@
 
 namespace mailroom::smtp {
 // For doctest's failure messages (and boost::system::result's).
-inline std::ostream& operator<<(std::ostream& os, auth_mechanism m) { return os << to_string(m); }
+inline std::ostream& operator<<(std::ostream& os, auth_mechanism m)
+{
+    return os << to_string(m);
+}
 } // namespace mailroom::smtp
 
 using mailroom::error;
@@ -213,9 +216,9 @@ TEST_SUITE("smtp.sasl")
                  std::string(),
                  std::string("garbage"),
                  "m=ext,r=rOprNGfwEbeRWgbNEkqOxyz" + good_tail, // mandatory extension
-                 "r=rOprNGfwEbeRWgbNEkqO" + good_tail,           // no server part
-                 "r=someoneelsesnonce12345" + good_tail,          // not our nonce
-                 "r=rOprNGfwEbeRWgbNEk" + good_tail,              // a prefix of ours
+                 "r=rOprNGfwEbeRWgbNEkqO" + good_tail,          // no server part
+                 "r=someoneelsesnonce12345" + good_tail,        // not our nonce
+                 "r=rOprNGfwEbeRWgbNEk" + good_tail,            // a prefix of ours
                  std::string("r=rOprNGfwEbeRWgbNEkqOxyz,s=,i=4096"),
                  std::string("r=rOprNGfwEbeRWgbNEkqOxyz,s=@@@@,i=4096"),
                  std::string("r=rOprNGfwEbeRWgbNEkqOxyz,s=W22ZaJ0SNY7soEsUEjb6gQ=="),
@@ -291,7 +294,8 @@ TEST_SUITE("smtp.sasl")
         const std::string google_token = "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg";
         auto s = make(auth_mechanism::xoauth2, token("someuser@example.com", google_token));
         const std::string ir = *s->initial_response();
-        CHECK(ir == "user=someuser@example.com\x01" "auth=Bearer "
+        CHECK(ir == "user=someuser@example.com\x01"
+                    "auth=Bearer "
                     "ya29.vF9dft4qmTc2Nvb3RlckBhdHRhdmlzdGEuY29tCg\x01\x01");
         CHECK(b64(ir) == "dXNlcj1zb21ldXNlckBleGFtcGxlLmNvbQFhdXRoPUJlYXJlciB5YTI5LnZGOWRmdDRxbV"
                          "RjMk52YjNSbGNrQmhkSFJoZG1semRHRXVZMjl0Q2cBAQ==");
@@ -308,7 +312,8 @@ TEST_SUITE("smtp.sasl")
         CHECK(make_error(auth_mechanism::xoauth2, token("a@b", "")) == error::invalid_credentials);
         CHECK(make_error(auth_mechanism::xoauth2, token("a@b", "has space")) ==
               error::invalid_credentials);
-        CHECK(make_error(auth_mechanism::xoauth2, token("a@b", "tok\x01" "auth=x")) ==
+        CHECK(make_error(auth_mechanism::xoauth2, token("a@b", "tok\x01"
+                                                               "auth=x")) ==
               error::control_character);
         CHECK(make_error(auth_mechanism::xoauth2, token("a\x01@b", "tok")) ==
               error::control_character);
@@ -342,9 +347,11 @@ TEST_SUITE("smtp.sasl")
 
         // Without host, port and authzid; ',' and '=' escaped in the authzid.
         auto bare = make(auth_mechanism::oauthbearer, token("", "tok"));
-        CHECK(bare->initial_response() == "n,,\x01" "auth=Bearer tok\x01\x01");
+        CHECK(bare->initial_response() == "n,,\x01"
+                                          "auth=Bearer tok\x01\x01");
         auto esc = make(auth_mechanism::oauthbearer, token("a,b=c", "tok"));
-        CHECK(esc->initial_response() == "n,a=a=2Cb=3Dc,\x01" "auth=Bearer tok\x01\x01");
+        CHECK(esc->initial_response() == "n,a=a=2Cb=3Dc,\x01"
+                                         "auth=Bearer tok\x01\x01");
 
         c.host = "evil\x01host";
         CHECK(make_error(auth_mechanism::oauthbearer, c) == error::control_character);
@@ -416,8 +423,13 @@ TEST_SUITE("smtp.sasl")
     TEST_CASE("strict base64 decoding")
     {
         const std::pair<std::string_view, std::string_view> vectors[] = {
-            {"", ""},         {"Zg==", "f"},         {"Zm8=", "fo"},         {"Zm9v", "foo"},
-            {"Zm9vYg==", "foob"}, {"Zm9vYmE=", "fooba"}, {"Zm9vYmFy", "foobar"},
+            {"", ""},
+            {"Zg==", "f"},
+            {"Zm8=", "fo"},
+            {"Zm9v", "foo"},
+            {"Zm9vYg==", "foob"},
+            {"Zm9vYmE=", "fooba"},
+            {"Zm9vYmFy", "foobar"},
         };
         for (auto [enc, dec] : vectors) {
             CHECK(base64_decode(enc) == std::string(dec));
@@ -427,9 +439,9 @@ TEST_SUITE("smtp.sasl")
               std::string("\0\1\2\3\4\5\6\7\10\11\12\13\14\15\16\17", 16));
         CHECK(base64_decode("+/+/") == std::string("\xfb\xff\xbf"));
         // RFC 4954 §4: reject anything outside the alphabet, and padding before the end.
-        for (std::string_view bad : {"Zg", "Zg=", "Zm9vY", "Zg==Zg==", "=AAA", "AAA=BBBB",
-                                     "A===", "====", "Zm9v\r\n", " Zm9v", "Zm 9v", "Zm9v.",
-                                     "Zm-_", "Zh==", "Zm9=", "Zg=a"}) {
+        for (std::string_view bad :
+             {"Zg", "Zg=", "Zm9vY", "Zg==Zg==", "=AAA", "AAA=BBBB", "A===", "====", "Zm9v\r\n",
+              " Zm9v", "Zm 9v", "Zm9v.", "Zm-_", "Zh==", "Zm9=", "Zg=a"}) {
             CAPTURE(bad);
             CHECK_FALSE(base64_decode(bad));
         }
