@@ -79,8 +79,7 @@ public:
     {
         switch (static_cast<error>(ev)) {
         case error::file_unreadable:
-        case error::file_changed:
-            return make_error_condition(condition::permanent);
+        case error::file_changed: return make_error_condition(condition::permanent);
         // A server that breaks the protocol or fails the SASL exchange may be fixed or replaced
         // (another MX, a restarted process); like Postfix, which defers on malformed replies
         // and, by default, on SASL failures (smtp_sasl_auth_soft_bounce), we call it transient.
@@ -99,15 +98,13 @@ public:
             return make_error_condition(condition::transient);
         case error::not_connected:
         case error::connection_lost:
-        case error::delivery_status_unknown:
-            return make_error_condition(condition::transient);
+        case error::delivery_status_unknown: return make_error_condition(condition::transient);
         // TLS that was required and didn't happen: like Postfix with a TLS policy, defer
         // rather than bounce, so an attacker who strips STARTTLS can't destroy mail either.
         case error::starttls_unavailable:
         case error::starttls_injection:
         case error::tls_handshake_failed:
-        case error::certificate_rejected:
-            return make_error_condition(condition::transient);
+        case error::certificate_rejected: return make_error_condition(condition::transient);
         case error::connect_timeout:
         case error::tls_handshake_timeout:
         case error::greeting_timeout:
@@ -116,18 +113,15 @@ public:
         case error::rcpt_timeout:
         case error::data_timeout:
         case error::data_block_timeout:
-        case error::data_end_timeout:
-            return make_error_condition(condition::timeout);
+        case error::data_end_timeout: return make_error_condition(condition::timeout);
         // Neither side can fix these without a configuration change.
         case error::auth_mechanism_unavailable:
         case error::plaintext_auth_refused:
         case error::size_exceeded:
         case error::smtputf8_unavailable:
         case error::eight_bit_unavailable:
-        case error::already_connected:
-            return make_error_condition(condition::permanent);
-        default:
-            return make_error_condition(condition::invalid_input);
+        case error::already_connected: return make_error_condition(condition::permanent);
+        default: return make_error_condition(condition::invalid_input);
         }
     }
 };
@@ -164,10 +158,8 @@ public:
             case errc_t::network_reset:
             case errc_t::timed_out:
             case errc_t::broken_pipe:
-            case errc_t::not_connected:
-                return true;
-            default:
-                return false;
+            case errc_t::not_connected: return true;
+            default: return false;
             }
         }
         return false;
@@ -189,8 +181,14 @@ constexpr condition_category_impl condition_instance;
 
 } // namespace
 
-const boost::system::error_category& library_category() noexcept { return library_instance; }
-const boost::system::error_category& condition_category() noexcept { return condition_instance; }
+const boost::system::error_category& library_category() noexcept
+{
+    return library_instance;
+}
+const boost::system::error_category& condition_category() noexcept
+{
+    return condition_instance;
+}
 
 std::string diagnostics::to_string() const
 {

@@ -3,6 +3,9 @@
 
 #include <mailroom/mime/message_builder.hpp>
 
+#include <optional>
+#include <vector>
+
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -55,17 +58,27 @@ public:
     bool take(std::string_view flag, arg_reader& args);
     /// Builds the message; failures carry the exit status the contract gives them.
     mime::message build() const;
+    /// Reads a message file (--eml). Its envelope comes from its headers, or from --from and
+    /// --to/--cc/--bcc where those were given; other message options are refused.
+    mime::message build_from_eml(const std::string& path) const;
 
     /// Usage text for these options.
     static const char* usage();
 
 private:
+    bool take_content(std::string_view flag, arg_reader& args);
+
     mime::message_builder builder_;
     bool have_from_ = false, have_rcpt_ = false, have_text_ = false, have_html_ = false;
+    bool have_content_ = false; // any option that shapes the message itself
+    std::optional<mailbox> from_;
+    std::vector<mailbox> rcpts_;
 };
 
 std::string read_file_or_fail(const std::string& flag, const std::string& path);
 
 int compose_main(std::span<char*> args);
+int send_main(std::span<char*> args);
+const char* send_usage();
 
 } // namespace mailroom::cli

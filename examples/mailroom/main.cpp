@@ -15,6 +15,7 @@ namespace {
 const char* top_usage = "usage: mailroom <command> [options]\n"
                         "commands:\n"
                         "  compose   write a message in wire form (CRLF) to stdout\n"
+                        "  send      submit one message to an SMTP server\n"
                         "run 'mailroom <command> --help' for a command's options\n";
 
 // Diagnostics quote user input: keep them one line whatever that input holds.
@@ -84,6 +85,8 @@ int main(int argc, char** argv)
         }
         if (cmd == "compose")
             return compose_main(args.subspan(1));
+        if (cmd == "send")
+            return send_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
                      top_usage);
         return ex_usage;

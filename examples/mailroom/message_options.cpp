@@ -55,8 +55,8 @@ mailbox parse_mailbox_or_fail(std::string_view flag, const std::string& text)
     diagnostics d;
     auto r = mailbox::parse(text, d);
     if (!r)
-        throw failure(ex_dataerr, std::string(flag) + ": " + r.error().message() + ": " +
-                                      d.detail + " in '" + text + "'");
+        throw failure(ex_dataerr, std::string(flag) + ": " + r.error().message() + ": " + d.detail +
+                                      " in '" + text + "'");
     return std::move(*r);
 }
 
@@ -65,18 +65,28 @@ mailbox parse_mailbox_or_fail(std::string_view flag, const std::string& text)
 bool message_options::take(std::string_view flag, arg_reader& args)
 {
     if (flag == "--from") {
-        builder_.from(parse_mailbox_or_fail(flag, args.value()));
+        from_ = parse_mailbox_or_fail(flag, args.value());
+        builder_.from(*from_);
         have_from_ = true;
-    } else if (flag == "--to") {
-        builder_.to(parse_mailbox_or_fail(flag, args.value()));
+    } else if (flag == "--to" || flag == "--cc" || flag == "--bcc") {
+        mailbox m = parse_mailbox_or_fail(flag, args.value());
+        rcpts_.push_back(m);
+        if (flag == "--to")
+            builder_.to(std::move(m));
+        else if (flag == "--cc")
+            builder_.cc(std::move(m));
+        else
+            builder_.bcc(std::move(m));
         have_rcpt_ = true;
-    } else if (flag == "--cc") {
-        builder_.cc(parse_mailbox_or_fail(flag, args.value()));
-        have_rcpt_ = true;
-    } else if (flag == "--bcc") {
-        builder_.bcc(parse_mailbox_or_fail(flag, args.value()));
-        have_rcpt_ = true;
-    } else if (flag == "--reply-to") {
+    } else if (!take_content(flag, args)) {
+        return false;
+    }
+    return true;
+}
+
+bool message_options::take_content(std::string_view flag, arg_reader& args)
+{
+    if (flag == "--reply-to") {
         builder_.reply_to(parse_mailbox_or_fail(flag, args.value()));
     } else if (flag == "--subject") {
         builder_.subject(args.value());
@@ -111,7 +121,34 @@ bool message_options::take(std::string_view flag, arg_reader& args)
     } else {
         return false;
     }
+    have_content_ = true;
     return true;
+}
+
+mime::message message_options::build_from_eml(const std::string& path) const
+{
+    if (have_content_)
+        throw failure(ex_usage, "--eml can't be combined with options that shape the message "
+                                "(only --from, --to, --cc, --bcc, which set the envelope)");
+    std::string bytes = read_file_or_fail("--eml", path);
+    diagnostics d;
+    auto m = mime::message::from_wire(std::move(bytes), d);
+    if (!m)
+        throw failure(ex_dataerr, "--eml: " + m.error().message() + ": " + d.to_string());
+    if (!have_from_ && !have_rcpt_)
+        return std::move(*m);
+    envelope env = m->envelope();
+    if (have_from_)
+        env.from = from_->address();
+    if (have_rcpt_) {
+        env.recipients.clear();
+        for (const mailbox& r : rcpts_)
+            env.recipients.push_back(r.address());
+    }
+    env.smtputf8 = env.from.needs_smtputf8() || m->envelope().smtputf8;
+    for (const address& a : env.recipients)
+        env.smtputf8 |= a.needs_smtputf8();
+    return m->with_envelope(std::move(env));
 }
 
 mime::message message_options::build() const
@@ -126,8 +163,8 @@ mime::message message_options::build() const
         const int status = r.error() == error::file_unreadable ? ex_noinput : ex_dataerr;
         // Name the option the user typed where one field maps to one option.
         std::string field = d.field;
-        static constexpr std::string_view own_option[] = {"Subject", "text", "html", "From",
-                                                          "To", "Cc", "Reply-To"};
+        static constexpr std::string_view own_option[] = {"Subject", "text", "html",    "From",
+                                                          "To",      "Cc",   "Reply-To"};
         if (std::find(std::begin(own_option), std::end(own_option), field) !=
             std::end(own_option)) {
             for (auto& c : field)

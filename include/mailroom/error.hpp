@@ -23,23 +23,23 @@ using boost::system::result;
 /// Errors made by mailroom itself.
 enum class error {
     // Bad input: nothing was sent or written.
-    invalid_address = 1,   ///< not an RFC 5322 mailbox / RFC 5321 path
-    address_too_long,      ///< local part > 64 octets, domain > 255, path > 256 (RFC 5321 §4.5.3.1)
-    invalid_domain,        ///< domain is not a host name, IDN or address literal
-    control_character,     ///< CR, LF, NUL or another control character where text is expected
-    invalid_utf8,          ///< text is not well-formed UTF-8
-    invalid_header_name,   ///< header field name is empty or not printable ASCII without ':'
-    reserved_header,       ///< header is set by the builder itself (From, Bcc, Content-Type, ...)
-    invalid_message_id,    ///< not an RFC 5322 msg-id `<left@right>`
-    invalid_content_id,    ///< inline part's Content-ID is empty or not a dot-atom@dot-atom
-    invalid_uri,           ///< List-Unsubscribe URI with spaces, controls or '<' '>'
-    invalid_filename,      ///< attachment name is empty or holds '/' or '\\'
-    invalid_content_type,  ///< not a `type/subtype` media type
-    missing_from,          ///< a message needs a From mailbox
-    no_recipients,         ///< a message needs at least one To, Cc or Bcc recipient
-    file_unreadable,       ///< an attachment file can't be opened or read
-    file_changed,          ///< an attachment file changed size between build and write
-    line_too_long,         ///< a line over 998 octets where it can't be encoded
+    invalid_address = 1,  ///< not an RFC 5322 mailbox / RFC 5321 path
+    address_too_long,     ///< local part > 64 octets, domain > 255, path > 256 (RFC 5321 §4.5.3.1)
+    invalid_domain,       ///< domain is not a host name, IDN or address literal
+    control_character,    ///< CR, LF, NUL or another control character where text is expected
+    invalid_utf8,         ///< text is not well-formed UTF-8
+    invalid_header_name,  ///< header field name is empty or not printable ASCII without ':'
+    reserved_header,      ///< header is set by the builder itself (From, Bcc, Content-Type, ...)
+    invalid_message_id,   ///< not an RFC 5322 msg-id `<left@right>`
+    invalid_content_id,   ///< inline part's Content-ID is empty or not a dot-atom@dot-atom
+    invalid_uri,          ///< List-Unsubscribe URI with spaces, controls or '<' '>'
+    invalid_filename,     ///< attachment name is empty or holds '/' or '\\'
+    invalid_content_type, ///< not a `type/subtype` media type
+    missing_from,         ///< a message needs a From mailbox
+    no_recipients,        ///< a message needs at least one To, Cc or Bcc recipient
+    file_unreadable,      ///< an attachment file can't be opened or read
+    file_changed,         ///< an attachment file changed size between build and write
+    line_too_long,        ///< a line over 998 octets where it can't be encoded
 
     // SMTP: the server (or something between) broke the protocol. The connection is out of step
     // and must be closed; a later attempt, maybe to another host, may work.
@@ -131,7 +131,7 @@ struct diagnostics {
 
 } // namespace mailroom
 
-template <>
-struct boost::system::is_error_code_enum<mailroom::error> : std::true_type {};
-template <>
-struct boost::system::is_error_condition_enum<mailroom::condition> : std::true_type {};
+template <> struct boost::system::is_error_code_enum<mailroom::error> : std::true_type {
+};
+template <> struct boost::system::is_error_condition_enum<mailroom::condition> : std::true_type {
+};

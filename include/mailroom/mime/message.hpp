@@ -25,7 +25,8 @@ class MAILROOM_API message {
 public:
     /// A message whose wire form is already known (for example an .eml file). `bytes` must use
     /// CRLF line ends; it is sent as it is.
-    static message from_bytes(std::string bytes, mailroom::envelope env, std::string message_id = {});
+    static message from_bytes(std::string bytes, mailroom::envelope env,
+                              std::string message_id = {});
 
     /// A message read from its wire form, such as an .eml file, with the envelope taken from
     /// its headers as `sendmail -t` does: MAIL FROM from Sender, else From; recipients from To,

@@ -1,0 +1,92 @@
+// mailroom::smtp::client_options: how a client connects, secures and authenticates.
+#pragma once
+
+#include <mailroom/logger.hpp>
+#include <mailroom/smtp/auth_mechanism.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace mailroom::smtp {
+
+/// Transport security. The secure choice is the default.
+enum class tls_mode {
+    required,      ///< STARTTLS (RFC 3207) must be offered and succeed before anything else
+    opportunistic, ///< STARTTLS when offered; plaintext otherwise (a failed handshake still fails)
+    none,          ///< plaintext: for loopback test servers only
+    implicit,      ///< TLS from the first byte (RFC 8314, port 465)
+};
+
+struct tls_options {
+    tls_mode mode = tls_mode::required;
+    /// The name the certificate must carry, also sent as SNI. Empty: the host connected to.
+    std::string verify_name;
+    /// Check the certificate chain and name. Turning this off is for tests against servers
+    /// with throwaway certificates; it leaves the connection open to anyone on the path.
+    bool verify = true;
+    /// PEM trust anchors; both empty: the system's default store.
+    std::string ca_file;
+    std::string ca_dir;
+    /// A client certificate chain and key (PEM), for servers that ask for one.
+    std::string cert_file;
+    std::string key_file;
+};
+
+/// SMTP AUTH (RFC 4954) credentials.
+struct credentials {
+    std::string username;
+    std::string password;
+    /// For XOAUTH2 / OAUTHBEARER: returns a bearer token. Called on every new connection, and
+    /// with `refresh = true` once more when the server rejects the token, so a cached token can
+    /// be renewed. May throw nothing; return an empty string for "no token".
+    std::function<std::string(bool refresh)> token_provider;
+    /// A mechanism to insist on; empty: the strongest both sides support (see auth_mechanism).
+    std::optional<auth_mechanism> mechanism;
+    /// Allow PLAIN, LOGIN or a bearer token on a connection without TLS. Off: such credentials
+    /// are never sent in the clear.
+    bool allow_plaintext = false;
+};
+
+/// Per-phase time limits. Each covers a whole step (a server sending one byte at a time does
+/// not extend it). Defaults from RFC 5321 §4.5.3.2, plus connect and TLS handshake.
+struct timeouts {
+    using duration = std::chrono::steady_clock::duration;
+    duration connect = std::chrono::seconds(30);
+    duration tls_handshake = std::chrono::seconds(30);
+    duration greeting = std::chrono::minutes(5);
+    duration command = std::chrono::minutes(5); ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT
+    duration mail = std::chrono::minutes(5);
+    duration rcpt = std::chrono::minutes(5);
+    duration data = std::chrono::minutes(2);       ///< the reply to DATA
+    duration data_block = std::chrono::minutes(3); ///< each write of message data
+    duration data_end = std::chrono::minutes(10);  ///< the reply after the final dot
+
+    /// Caps every limit at `d` (the CLI's --timeout).
+    void cap(duration d)
+    {
+        for (duration* p : {&connect, &tls_handshake, &greeting, &command, &mail, &rcpt, &data,
+                            &data_block, &data_end})
+            if (*p > d)
+                *p = d;
+    }
+};
+
+struct client_options {
+    std::string host;
+    /// 0: 587 (submission), or 465 with tls_mode::implicit.
+    std::uint16_t port = 0;
+    /// The EHLO name: this host's domain name or an address literal. Default "localhost".
+    std::string helo_name = "localhost";
+    tls_options tls;
+    std::optional<credentials> auth;
+    smtp::timeouts timeouts;
+    /// Use PIPELINING (RFC 2920) and CHUNKING (RFC 3030) when the server offers them.
+    bool pipelining = true;
+    bool chunking = true;
+    logger log;
+};
+
+} // namespace mailroom::smtp

@@ -1,0 +1,53 @@
+// mailroom::smtp::delivery_report: what happened to one message.
+#pragma once
+
+#include <mailroom/address.hpp>
+#include <mailroom/error.hpp>
+#include <mailroom/smtp/reply.hpp>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailroom::smtp {
+
+/// The server's answer for one recipient.
+struct recipient_status {
+    address recipient;
+    reply response; ///< the reply to RCPT TO (code 0 when the command was never answered)
+    bool accepted() const noexcept { return response.code / 100 == 2; }
+};
+
+enum class outcome {
+    delivered, ///< the server took responsibility for every recipient
+    partial,   ///< accepted for some recipients; `recipients` says which were refused
+    failed,    ///< not accepted for anyone; safe to retry where the error is transient
+    unknown,   ///< the connection failed after the final dot: it may have been delivered.
+               ///< Never retried automatically (RFC 5321 §4.5.3.2, §6.1).
+};
+
+struct delivery_report {
+    std::string message_id;
+    std::vector<recipient_status> recipients; ///< in envelope order
+    /// The reply after the message data: the one that decides delivery.
+    std::optional<reply> final_reply;
+    /// The server's queue id, where its final reply names one ("queued as 4Q1x2...").
+    std::string queue_id;
+    smtp::outcome outcome = smtp::outcome::failed;
+    /// For a failed or unknown outcome: which step failed and why.
+    diagnostics diag;
+
+    std::size_t accepted_count() const noexcept
+    {
+        std::size_t n = 0;
+        for (const auto& r : recipients)
+            n += r.accepted();
+        return n;
+    }
+};
+
+/// The queue id in a final reply's text, or empty: "queued as X" (Postfix, Sendmail, most
+/// others), "id=X" (Exim), "OK id=X", "<X> Queued" forms.
+MAILROOM_API std::string find_queue_id(const reply& r);
+
+} // namespace mailroom::smtp

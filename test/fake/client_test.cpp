@@ -1,0 +1,636 @@
+// The SMTP client against a scripted peer: faults a real server won't produce on demand.
+
+#include "fake_server.hpp"
+
+#include "../common/run_coro.hpp"
+
+#include <mailroom/mime/message_builder.hpp>
+#include <mailroom/smtp/client.hpp>
+#include <mailroom/smtp/reply_error.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <doctest/doctest.h>
+
+using namespace mailroom;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+using test::fake_server;
+using test::run_coro;
+using test::script;
+
+namespace {
+
+constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
+
+smtp::client_options options(const fake_server& s, smtp::tls_mode mode = smtp::tls_mode::none)
+{
+    smtp::client_options o;
+    o.host = "127.0.0.1";
+    o.port = s.port();
+    o.helo_name = "client.test";
+    o.tls.mode = mode;
+    o.tls.ca_file = mode == smtp::tls_mode::none ? "" : test::test_pki() + "/ca.pem";
+    // Short limits: the stall tests wait for them.
+    o.timeouts.cap(2s);
+    return o;
+}
+
+mime::message message(std::string text = "Hello\n.leading dot\n", int rcpts = 1)
+{
+    mime::message_builder b;
+    b.from("a@example.com").subject("test").text(std::move(text));
+    for (int i = 0; i < rcpts; ++i)
+        b.to("r" + std::to_string(i) + "@example.org");
+    b.message_id("fixed@example.com");
+    return b.build_or_throw();
+}
+
+asio::ssl::context server_tls(const std::string& name = "localhost")
+{
+    asio::ssl::context ctx(asio::ssl::context::tls_server);
+    ctx.use_certificate_chain_file(test::test_pki() + "/" + name + ".pem");
+    ctx.use_private_key_file(test::test_pki() + "/" + name + ".key", asio::ssl::context::pem);
+    return ctx;
+}
+
+error_code connect(asio::io_context& io, smtp::client& c)
+{
+    return run_coro(io, [&]() -> asio::awaitable<error_code> {
+        auto [ec] = co_await c.async_connect(use_tuple);
+        co_return ec;
+    }());
+}
+
+std::pair<error_code, smtp::delivery_report> send(asio::io_context& io, smtp::client& c,
+                                                  mime::message m)
+{
+    return run_coro(io, [&]() -> asio::awaitable<std::pair<error_code, smtp::delivery_report>> {
+        auto [ec, r] = co_await c.async_send(m, use_tuple);
+        co_return std::pair{ec, std::move(r)};
+    }());
+}
+
+// The replies of a server to a pipelined envelope of one recipient.
+const std::string envelope_ok = "250 2.1.0 ok\r\n250 2.1.5 ok\r\n354 go ahead";
+
+} // namespace
+
+TEST_SUITE("smtp.fake")
+{
+    TEST_CASE("a pipelined transaction: one flight for the envelope, dot-stuffed data")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING", "8BITMIME", "ENHANCEDSTATUSCODES", "SIZE 1000000"})
+            .expect("MAIL FROM:<a@example.com> SIZE=")
+            .expect("RCPT TO:<r0@example.org>")
+            .expect("DATA")
+            .reply(envelope_ok)
+            .data()
+            .reply("250 2.0.0 Ok: queued as 4QX1")
+            .expect("QUIT")
+            .reply("221 bye");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(c.server_capabilities().pipelining);
+        auto [ec, rep] = send(io, c, message());
+        CHECK_FALSE(ec);
+        CHECK(rep.outcome == smtp::outcome::delivered);
+        CHECK(rep.queue_id == "4QX1");
+        REQUIRE(rep.final_reply);
+        REQUIRE(rep.final_reply->status);
+        CHECK(rep.final_reply->status->to_string() == "2.0.0");
+        CHECK(srv.received().find("\r\n..leading dot\r\n") != std::string::npos);
+        CHECK(run_coro(io, [&]() -> asio::awaitable<error_code> {
+                  auto [e] = co_await c.async_quit(use_tuple);
+                  co_return e;
+              }()) == error_code{});
+        CHECK_FALSE(c.is_open());
+        CHECK(srv.mismatches().empty());
+    }
+
+    TEST_CASE("overlapping sends: the next envelope rides behind the final dot")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"}).expect("MAIL").expect("RCPT").expect("DATA").reply(envelope_ok);
+        for (int i = 0; i < 2; ++i) {
+            // The server answers the dot only after the next envelope arrived: a client that
+            // waited for the answer first would stall here.
+            s.data().expect("MAIL").expect("RCPT").expect("DATA");
+            s.reply("250 ok " + std::to_string(i) + "\r\n" + envelope_ok);
+        }
+        s.data().reply("250 ok 2");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        int done = 0;
+        std::vector<error_code> codes(3);
+        for (int i = 0; i < 3; ++i)
+            c.async_send(message("message " + std::to_string(i)),
+                         [&, i](error_code ec, smtp::delivery_report r) {
+                             codes[i] = ec;
+                             CHECK(r.final_reply->lines.at(0) == "ok " + std::to_string(i));
+                             ++done;
+                         });
+        run_coro(io, [&]() -> asio::awaitable<int> {
+            asio::steady_timer t(io);
+            while (done < 3) {
+                t.expires_after(10ms);
+                co_await t.async_wait(use_tuple);
+            }
+            co_return done;
+        }());
+        for (auto ec : codes)
+            CHECK_FALSE(ec);
+        CHECK(srv.mismatches().empty());
+    }
+
+    TEST_CASE("lock-step without PIPELINING, and HELO when EHLO is refused")
+    {
+        asio::io_context io;
+        script s;
+        s.reply("220 old.test")
+            .expect("EHLO client.test")
+            .reply("502 what?")
+            .expect("HELO client.test")
+            .reply("250 hi")
+            .expect("MAIL")
+            .reply("250 ok")
+            .expect("RCPT")
+            .reply("250 ok")
+            .expect("DATA")
+            .reply("354 go")
+            .data()
+            .reply("250 done");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message());
+        CHECK_FALSE(ec);
+        CHECK(rep.outcome == smtp::outcome::delivered);
+        CHECK(srv.mismatches().empty());
+    }
+
+    TEST_CASE("partial rejection under pipelining is data in the report")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING", "ENHANCEDSTATUSCODES"})
+            .expect("MAIL")
+            .expect("RCPT TO:<r0@")
+            .expect("RCPT TO:<r1@")
+            .expect("DATA")
+            .reply("250 ok\r\n550 5.1.1 no such user\r\n250 ok\r\n354 go")
+            .data()
+            .reply("250 queued as Q7");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message("x", 2));
+        CHECK_FALSE(ec);
+        CHECK(rep.outcome == smtp::outcome::partial);
+        REQUIRE(rep.recipients.size() == 2);
+        CHECK_FALSE(rep.recipients[0].accepted());
+        CHECK(rep.recipients[0].response.code == 550);
+        CHECK(rep.recipients[0].response.status->to_string() == "5.1.1");
+        CHECK(rep.recipients[1].accepted());
+    }
+
+    TEST_CASE("every recipient refused: no message data is sent")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .expect("DATA")
+            .reply("250 ok\r\n550 no\r\n554 no valid recipients")
+            .expect("RSET")
+            .reply("250 reset");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message("SECRET BODY"));
+        CHECK(ec == smtp::reply_code::mailbox_unavailable);
+        CHECK(ec == condition::permanent);
+        CHECK(rep.outcome == smtp::outcome::failed);
+        CHECK(srv.received().find("SECRET BODY") == std::string::npos);
+        CHECK(c.is_open());
+    }
+
+    TEST_CASE("every recipient refused but DATA accepted: the data is ended empty")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .expect("DATA")
+            .reply("250 ok\r\n450 try later\r\n354 go")
+            .expect(".")
+            .reply("554 no recipients")
+            .expect("RSET")
+            .reply("250 reset");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message("SECRET BODY"));
+        CHECK(ec == condition::transient);
+        CHECK(srv.received().find("SECRET BODY") == std::string::npos);
+        CHECK(srv.mismatches().empty());
+    }
+
+    TEST_CASE("an extra reply injected under pipelining is a protocol error")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .expect("DATA")
+            .reply("250 ok\r\n250 ok\r\n250 injected\r\n354 go")
+            .hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message("SECRET BODY"));
+        CHECK(ec == error::protocol_error);
+        CHECK(srv.received().find("SECRET BODY") == std::string::npos);
+        CHECK_FALSE(c.is_open());
+    }
+
+    TEST_CASE("greeting refused: 421 and 554")
+    {
+        for (const char* greeting : {"421 busy", "554 go away"}) {
+            asio::io_context io;
+            script s;
+            s.reply(greeting).hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            const error_code ec = connect(io, c);
+            CHECK(ec.category() == smtp::reply_category());
+            CHECK(ec.value() == std::atoi(greeting));
+            CHECK(c.last_diagnostics().field == "greeting");
+            CHECK_FALSE(c.is_open());
+        }
+    }
+
+    TEST_CASE("malformed and endless replies")
+    {
+        const std::pair<std::string, error> cases[] = {
+            {"2x0 hello\r\n", error::bad_reply_code},
+            {"220-first\r\n221 second\r\n", error::reply_code_mismatch},
+            {"220 bare LF\n", error::protocol_error},
+            {std::string(5000, '2') + "\r\n", error::reply_line_too_long},
+        };
+        for (const auto& [bytes, want] : cases) {
+            asio::io_context io;
+            script s;
+            s.raw(bytes).hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            CHECK(connect(io, c) == want);
+        }
+        // An endless multi-line reply: bounded, not buffered forever.
+        asio::io_context io;
+        script s;
+        std::string endless;
+        for (int i = 0; i < 300; ++i)
+            endless += "220-still going\r\n";
+        s.raw(endless).hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        CHECK(connect(io, c) == error::reply_too_long);
+    }
+
+    TEST_CASE("stalls at each phase become that phase's timeout")
+    {
+        struct stall {
+            script s;
+            error want;
+        };
+        std::vector<stall> cases;
+        cases.push_back({script().hang(), error::greeting_timeout});
+        cases.push_back({script().reply("220 hi").expect("EHLO").hang(), error::command_timeout});
+        cases.push_back({script().greet({}).expect("MAIL").hang(), error::mail_timeout});
+        cases.push_back({script().greet({}).expect("MAIL").reply("250 ok").expect("RCPT").hang(),
+                         error::rcpt_timeout});
+        cases.push_back({script()
+                             .greet({})
+                             .expect("MAIL")
+                             .reply("250 ok")
+                             .expect("RCPT")
+                             .reply("250 ok")
+                             .expect("DATA")
+                             .hang(),
+                         error::data_timeout});
+        for (auto& st : cases) {
+            asio::io_context io;
+            fake_server srv(io, st.s);
+            auto o = options(srv);
+            o.timeouts.cap(300ms);
+            smtp::client c(io.get_executor(), o);
+            error_code ec = connect(io, c);
+            if (!ec)
+                ec = send(io, c, message()).first;
+            CHECK(ec == st.want);
+            CHECK(ec == condition::timeout);
+            CHECK(ec == condition::transient);
+            CHECK_FALSE(c.is_open());
+        }
+    }
+
+    TEST_CASE("silence or a close after the final dot: outcome unknown, never retried")
+    {
+        for (bool close : {false, true}) {
+            asio::io_context io;
+            script s;
+            s.greet({"PIPELINING"}).expect("MAIL").expect("RCPT").expect("DATA");
+            s.reply(envelope_ok).data();
+            if (close)
+                s.close();
+            else
+                s.hang();
+            fake_server srv(io, s);
+            auto o = options(srv);
+            o.timeouts.cap(300ms);
+            smtp::client c(io.get_executor(), o);
+            REQUIRE_FALSE(connect(io, c));
+            auto [ec, rep] = send(io, c, message());
+            CHECK(ec == error::delivery_status_unknown);
+            CHECK(rep.outcome == smtp::outcome::unknown);
+            CHECK_FALSE(c.is_open());
+        }
+    }
+
+    TEST_CASE("a close after 354 with the data unsent is a lost connection or unknown")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"}).expect("MAIL").expect("RCPT").expect("DATA").reply(envelope_ok);
+        s.reset();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message());
+        CHECK((ec == error::delivery_status_unknown || ec == error::connection_lost));
+        CHECK_FALSE(c.is_open());
+    }
+
+    TEST_CASE("421 at MAIL closes the connection; queued sends fail retryably")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .expect("DATA")
+            .reply("421 4.3.2 shutting down\r\n503 no\r\n503 no")
+            .hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        std::vector<error_code> codes;
+        for (int i = 0; i < 2; ++i)
+            c.async_send(message(),
+                         [&](error_code ec, smtp::delivery_report) { codes.push_back(ec); });
+        run_coro(io, [&]() -> asio::awaitable<int> {
+            asio::steady_timer t(io);
+            while (codes.size() < 2) {
+                t.expires_after(10ms);
+                co_await t.async_wait(use_tuple);
+            }
+            co_return 0;
+        }());
+        CHECK(codes[0] == smtp::reply_code::service_not_available);
+        CHECK(codes[0] == condition::transient);
+        CHECK(codes[1] == error::connection_lost);
+        CHECK_FALSE(c.is_open());
+    }
+
+    TEST_CASE("STARTTLS required: missing, refused or with injected bytes")
+    {
+        {
+            asio::io_context io;
+            script s;
+            s.greet({"PIPELINING"}).hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::required));
+            CHECK(connect(io, c) == error::starttls_unavailable);
+            CHECK(srv.received().find("MAIL") == std::string::npos);
+        }
+        {
+            asio::io_context io;
+            script s;
+            s.greet({"STARTTLS"}).expect("STARTTLS").reply("454 TLS not available").hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::required));
+            CHECK(connect(io, c) == error::starttls_unavailable);
+        }
+        {
+            auto ctx = server_tls();
+            asio::io_context io;
+            script s;
+            s.greet({"STARTTLS"})
+                .expect("STARTTLS")
+                .reply("220 go\r\n250-injected\r\n250 AUTH PLAIN");
+            s.hang();
+            fake_server srv(io, s, &ctx);
+            smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::required));
+            CHECK(connect(io, c) == error::starttls_injection);
+            CHECK_FALSE(c.is_secure());
+        }
+    }
+
+    TEST_CASE("STARTTLS: capabilities are learned again after the handshake")
+    {
+        auto ctx = server_tls();
+        asio::io_context io;
+        script s;
+        s.greet({"STARTTLS", "SIZE 10"}).expect("STARTTLS").reply("220 go").starttls();
+        s.expect("EHLO").reply("250-fake.test\r\n250 PIPELINING");
+        fake_server srv(io, s, &ctx);
+        smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::required));
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(c.is_secure());
+        CHECK(c.server_capabilities().pipelining);
+        CHECK_FALSE(c.server_capabilities().size);
+        CHECK_FALSE(c.server_capabilities().starttls);
+    }
+
+    TEST_CASE("certificates: wrong name, self-signed and expired are rejected")
+    {
+        for (const char* cert : {"wrong-name", "self-signed", "expired"}) {
+            auto ctx = server_tls(cert);
+            asio::io_context io;
+            script s;
+            s.greet({"STARTTLS"}).expect("STARTTLS").reply("220 go").starttls().hang();
+            fake_server srv(io, s, &ctx);
+            smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::required));
+            const error_code ec = connect(io, c);
+            CHECK_MESSAGE(ec == error::certificate_rejected, cert << ": " << ec.message());
+            CHECK(srv.received().find("EHLO", 10) == std::string::npos);
+        }
+    }
+
+    TEST_CASE("implicit TLS, then a trusted session")
+    {
+        auto ctx = server_tls();
+        asio::io_context io;
+        script s;
+        s.greet({"AUTH PLAIN"});
+        fake_server srv(io, s, &ctx, true);
+        smtp::client c(io.get_executor(), options(srv, smtp::tls_mode::implicit));
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(c.is_secure());
+    }
+
+    TEST_CASE("AUTH refused: 535 and 454; no credentials without TLS")
+    {
+        for (const char* refusal : {"535 5.7.8 bad credentials", "454 4.7.0 try later"}) {
+            asio::io_context io;
+            script s;
+            s.greet({"AUTH PLAIN LOGIN"}).expect("AUTH PLAIN").reply(refusal).hang();
+            fake_server srv(io, s);
+            auto o = options(srv);
+            o.auth = smtp::credentials{"user", "secret", {}, {}, true};
+            smtp::client c(io.get_executor(), o);
+            const error_code ec = connect(io, c);
+            CHECK(ec.category() == smtp::reply_category());
+            CHECK(ec.value() == std::atoi(refusal));
+            CHECK(c.last_diagnostics().field.starts_with("AUTH"));
+        }
+        asio::io_context io;
+        script s;
+        s.greet({"AUTH PLAIN LOGIN"}).hang();
+        fake_server srv(io, s);
+        auto o = options(srv);
+        o.auth = smtp::credentials{"user", "secret", {}, {}, false};
+        smtp::client c(io.get_executor(), o);
+        CHECK(connect(io, c) == error::plaintext_auth_refused);
+        CHECK(srv.received().find("AUTH") == std::string::npos);
+    }
+
+    TEST_CASE("transcript logging never shows AUTH payloads")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"AUTH LOGIN"})
+            .expect("AUTH LOGIN")
+            .reply("334 VXNlcm5hbWU6")
+            .expect("")
+            .reply("334 UGFzc3dvcmQ6")
+            .expect("")
+            .reply("235 ok");
+        fake_server srv(io, s);
+        auto o = options(srv);
+        o.auth = smtp::credentials{"user", "hunter2-secret", {}, {}, true};
+        std::string log;
+        o.log.level = log_level::trace;
+        o.log.sink = [&](log_level, std::string_view line) {
+            (log += line) += '\n';
+        };
+        smtp::client c(io.get_executor(), o);
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(c.authenticated_with() == smtp::auth_mechanism::login);
+        CHECK(log.find("S: 235 ok") != std::string::npos);
+        CHECK(log.find("hunter2") == std::string::npos);
+        CHECK(log.find("aHVudGVyMi1zZWNyZXQ=") == std::string::npos); // base64 of it
+        CHECK(log.find("dXNlcg==") == std::string::npos);
+    }
+
+    TEST_CASE("a reset instead of an answer to QUIT is fine")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({}).expect("QUIT").reset();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(run_coro(io, [&]() -> asio::awaitable<error_code> {
+                  auto [e] = co_await c.async_quit(use_tuple);
+                  co_return e;
+              }()) == error_code{});
+    }
+
+    TEST_CASE("cancelling a send: queued ones are removed, a running one closes")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"}).expect("MAIL").hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        asio::cancellation_signal first, second;
+        std::vector<std::pair<int, error_code>> done;
+        c.async_send(message(), asio::bind_cancellation_slot(
+                                    first.slot(), [&](error_code ec, smtp::delivery_report) {
+                                        done.emplace_back(1, ec);
+                                    }));
+        c.async_send(message(), asio::bind_cancellation_slot(
+                                    second.slot(), [&](error_code ec, smtp::delivery_report) {
+                                        done.emplace_back(2, ec);
+                                    }));
+        test::settle(io);
+        second.emit(asio::cancellation_type::terminal);
+        test::settle(io);
+        REQUIRE(done.size() == 1);
+        CHECK(done[0] == std::pair{2, error_code(asio::error::operation_aborted)});
+        CHECK(c.is_open());
+        first.emit(asio::cancellation_type::terminal);
+        test::settle(io);
+        REQUIRE(done.size() == 2);
+        CHECK(done[1] == std::pair{1, error_code(asio::error::operation_aborted)});
+        CHECK_FALSE(c.is_open());
+    }
+
+    TEST_CASE("SIZE, SMTPUTF8 and 8BITMIME needs are checked before anything is sent")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"SIZE 2000"}).hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        CHECK(send(io, c, message(std::string(5000, 'x'))).first == error::size_exceeded);
+        mime::message_builder b;
+        b.from("a@example.com").to("用户@例子.广告").text("x");
+        CHECK(send(io, c, b.build_or_throw()).first == error::smtputf8_unavailable);
+        mime::message_builder b8;
+        b8.from("a@example.com").to("b@example.com").text("Grüße");
+        b8.mode(mime::transfer_mode::eight_bit);
+        CHECK(send(io, c, b8.build_or_throw()).first == error::eight_bit_unavailable);
+        CHECK(srv.received().find("MAIL") == std::string::npos);
+        CHECK(c.is_open());
+    }
+
+    TEST_CASE("BDAT when CHUNKING is offered")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING", "CHUNKING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .reply("250 ok\r\n250 ok")
+            .expect("BDAT ")
+            .delay(50ms)
+            .reply("250 2.0.0 queued as B1");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, message("line\n.dot\n"));
+        CHECK_FALSE(ec);
+        CHECK(rep.queue_id == "B1");
+        // BDAT carries the message as it is: no dot-stuffing, no terminator.
+        CHECK(srv.received().find("\r\n.dot\r\n") != std::string::npos);
+        CHECK(srv.received().find(" LAST\r\n") != std::string::npos);
+        CHECK(srv.received().find("\r\n.\r\n") == std::string::npos);
+    }
+}
