@@ -74,6 +74,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
     struct op {
         enum class kind { send, noop, rset, quit } k;
         std::optional<mime::message> msg;
+        send_options options;
         asio::any_completion_handler<void(error_code, delivery_report)> send_handler;
         asio::any_completion_handler<void(error_code)> simple_handler;
         delivery_report report;
@@ -509,12 +510,36 @@ struct client::impl : std::enable_shared_from_this<impl> {
         if (env.eight_bit)
             mp.body = detail::body_type::eight_bit_mime;
         mp.smtputf8 = env.smtputf8;
+        detail::rcpt_parameters rp;
+        if (caps.dsn) {
+            // RFC 3461: only where the server offers DSN; elsewhere the requests are dropped
+            // rather than failing the message.
+            const dsn_options& d = o.options.dsn;
+            using rc = dsn_options::return_content;
+            mp.ret = d.ret == rc::full      ? detail::dsn_ret::full
+                     : d.ret == rc::headers ? detail::dsn_ret::headers
+                                            : detail::dsn_ret::unspecified;
+            mp.envid = d.envid;
+            auto n = detail::dsn_notify::unspecified;
+            if (d.notify_never)
+                n = detail::dsn_notify::never;
+            if (d.notify_success)
+                n = n | detail::dsn_notify::success;
+            if (d.notify_failure)
+                n = n | detail::dsn_notify::failure;
+            if (d.notify_delay)
+                n = n | detail::dsn_notify::delay;
+            rp.notify = n;
+        }
         std::string s;
         if (auto ec = detail::format_mail_from(s, env.from, mp))
             return ec;
-        for (const address& a : env.recipients)
-            if (auto ec = detail::format_rcpt_to(s, a))
+        for (const address& a : env.recipients) {
+            if (caps.dsn && o.options.dsn.original_recipient && !a.needs_smtputf8())
+                rp.orcpt = a.str();
+            if (auto ec = detail::format_rcpt_to(s, a, rp))
                 return ec;
+        }
         if (!use_bdat())
             detail::format_data(s);
         out += s;
@@ -1003,12 +1028,13 @@ void client::initiate_connect(std::shared_ptr<impl> i,
                        }));
 }
 
-void client::initiate_send(std::shared_ptr<impl> i, mime::message m,
+void client::initiate_send(std::shared_ptr<impl> i, mime::message m, send_options so,
                            asio::any_completion_handler<void(error_code, delivery_report)> h)
 {
     auto o = std::make_shared<impl::op>();
     o->k = impl::op::kind::send;
     o->msg = std::move(m);
+    o->options = std::move(so);
     o->report.message_id = o->msg->message_id();
     if (i->st != impl::state::open) {
         o->send_handler.swap(h); // not operator=: see take_handler

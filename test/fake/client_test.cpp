@@ -634,3 +634,40 @@ TEST_SUITE("smtp.fake")
         CHECK(srv.received().find("\r\n.\r\n") == std::string::npos);
     }
 }
+
+TEST_SUITE("smtp.fake")
+{
+    TEST_CASE("DSN parameters where the server offers DSN, none where it doesn't")
+    {
+        smtp::send_options so;
+        so.dsn.ret = smtp::dsn_options::return_content::headers;
+        so.dsn.envid = "batch+42";
+        so.dsn.notify_failure = true;
+        so.dsn.notify_delay = true;
+        so.dsn.original_recipient = true;
+        for (bool offered : {true, false}) {
+            asio::io_context io;
+            script s;
+            s.greet(offered ? std::vector<std::string>{"PIPELINING", "DSN"}
+                            : std::vector<std::string>{"PIPELINING"});
+            if (offered) {
+                s.expect("MAIL FROM:<a@example.com> RET=HDRS ENVID=batch+2B42")
+                    .expect("RCPT TO:<r0@example.org> NOTIFY=FAILURE,DELAY "
+                            "ORCPT=rfc822;r0@example.org");
+            } else {
+                s.expect("MAIL FROM:<a@example.com>\r").expect("RCPT TO:<r0@example.org>\r");
+            }
+            s.expect("DATA").reply(envelope_ok).data().reply("250 ok");
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            auto [ec, rep] = run_coro(
+                io, [&]() -> asio::awaitable<std::pair<error_code, smtp::delivery_report>> {
+                    auto [e, r] = co_await c.async_send(message(), so, use_tuple);
+                    co_return std::pair{e, std::move(r)};
+                }());
+            CHECK_FALSE(ec);
+            CHECK(srv.mismatches().empty());
+        }
+    }
+}

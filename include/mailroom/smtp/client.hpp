@@ -6,6 +6,7 @@
 #include <mailroom/smtp/capabilities.hpp>
 #include <mailroom/smtp/client_options.hpp>
 #include <mailroom/smtp/delivery_report.hpp>
+#include <mailroom/smtp/send_options.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -80,11 +81,19 @@ public:
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})
     {
+        return async_send(std::move(m), send_options{}, std::forward<Token>(token));
+    }
+    /// As above, with DSN requests (used where the server offers DSN, ignored elsewhere).
+    /// Errors also: invalid_smtp_argument for an ENVID that can't be sent.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
+                  Token = asio::deferred_t>
+    auto async_send(mime::message m, send_options o, Token&& token = {})
+    {
         return asio::async_initiate<Token, void(error_code, delivery_report)>(
-            [](auto handler, std::shared_ptr<impl> i, mime::message m) {
-                initiate_send(std::move(i), std::move(m), std::move(handler));
+            [](auto handler, std::shared_ptr<impl> i, mime::message m, send_options o) {
+                initiate_send(std::move(i), std::move(m), std::move(o), std::move(handler));
             },
-            token, impl_, std::move(m));
+            token, impl_, std::move(m), std::move(o));
     }
 
     /// NOOP, RSET and QUIT, queued behind any sends. QUIT closes the connection once answered
@@ -137,7 +146,7 @@ private:
 
     static void initiate_connect(std::shared_ptr<impl> i,
                                  asio::any_completion_handler<void(error_code)> h);
-    static void initiate_send(std::shared_ptr<impl> i, mime::message m,
+    static void initiate_send(std::shared_ptr<impl> i, mime::message m, send_options o,
                               asio::any_completion_handler<void(error_code, delivery_report)> h);
     static void initiate_simple(std::shared_ptr<impl> i, command c,
                                 asio::any_completion_handler<void(error_code)> h);
