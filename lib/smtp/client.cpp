@@ -595,9 +595,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
         close_socket();
     }
 
-    awaitable<void> pump()
+    // `keep_alive` is a parameter, so it is in the coroutine frame from its creation: the
+    // client may be destroyed before the pump first runs.
+    awaitable<void> pump([[maybe_unused]] std::shared_ptr<impl> keep_alive)
     {
-        auto self = shared_from_this();
         while (!queue.empty() && st == state::open) {
             auto o = queue.front();
             o->started = true;
@@ -909,7 +910,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         if (pumping || queue.empty())
             return;
         pumping = true;
-        asio::co_spawn(ex, pump(), asio::detached);
+        asio::co_spawn(ex, pump(shared_from_this()), asio::detached);
     }
 
     // Connects a handler's cancellation slot to its queued operation.

@@ -671,3 +671,27 @@ TEST_SUITE("smtp.fake")
         }
     }
 }
+
+TEST_SUITE("smtp.fake")
+{
+    TEST_CASE("destroying the client completes outstanding sends with operation_aborted")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"}).hang();
+        fake_server srv(io, s);
+        std::vector<error_code> codes;
+        {
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            for (int i = 0; i < 3; ++i)
+                c.async_send(message(), [&](error_code ec, smtp::delivery_report) {
+                    codes.push_back(ec);
+                });
+        }
+        test::settle(io, 200ms);
+        REQUIRE(codes.size() == 3);
+        for (auto ec : codes)
+            CHECK(ec == asio::error::operation_aborted);
+    }
+}
