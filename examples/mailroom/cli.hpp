@@ -80,5 +80,7 @@ std::string read_file_or_fail(const std::string& flag, const std::string& path);
 int compose_main(std::span<char*> args);
 int send_main(std::span<char*> args);
 const char* send_usage();
+int sink_main(std::span<char*> args);
+const char* sink_usage();
 
 } // namespace mailroom::cli

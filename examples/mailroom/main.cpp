@@ -16,6 +16,7 @@ const char* top_usage = "usage: mailroom <command> [options]\n"
                         "commands:\n"
                         "  compose   write a message in wire form (CRLF) to stdout\n"
                         "  send      submit one message to an SMTP server\n"
+                        "  sink      a local SMTP server that accepts everything (development)\n"
                         "run 'mailroom <command> --help' for a command's options\n";
 
 // Diagnostics quote user input: keep them one line whatever that input holds.
@@ -87,6 +88,8 @@ int main(int argc, char** argv)
             return compose_main(args.subspan(1));
         if (cmd == "send")
             return send_main(args.subspan(1));
+        if (cmd == "sink")
+            return sink_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
                      top_usage);
         return ex_usage;
