@@ -1,0 +1,960 @@
+#!/usr/bin/python3
+"""Integration test of `mailroom send` against real SMTP servers.
+
+Usage: send_test.py MAILROOM   (the path to the built `mailroom` tool; run with Debian's
+                                /usr/bin/python3, standard library only)
+
+Every server is started here, on 127.0.0.1 with an ephemeral port, and stopped here by PID
+(also when a check fails): aiosmtpd (peers/aiosmtpd_server.py), Postfix's smtp-sink
+(peers/smtp_sink.sh), and two tiny listeners in this process (one that accepts and never
+speaks, one relay that records what the client sends). The test PKI is made at test time in a
+temporary directory (peers/make_test_pki.py). Nothing else is ever contacted: URLs name
+127.0.0.1, or `localhost` only where it resolves to 127.0.0.1 alone. mailroom gets its
+password from an environment variable (--password-env) or a file (--password-file), never
+from its command line.
+
+What is expected is derived from what was sent: the bytes `mailroom compose` wrote, the
+addresses given, the server's configuration. Prints "ok NAME" or "FAIL NAME: WHY" per case
+and finally "send-integration: N passed, M failed"; exits 1 if any case failed.
+"""
+
+import base64
+import email.utils
+import json
+import os
+import re
+import secrets
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+PEERS = os.path.join(HERE, "peers")
+PYTHON = "/usr/bin/python3"
+AIOSMTPD = os.path.join(PEERS, "aiosmtpd_server.py")
+SMTP_SINK = os.path.join(PEERS, "smtp_sink.sh")
+MAKE_PKI = os.path.join(PEERS, "make_test_pki.py")
+
+LOOPBACK = "127.0.0.1"
+USER = "alice"
+# A fresh password per run, so finding it (or its base64) in a transcript can't be chance.
+PASSWORD = "Pw-" + secrets.token_hex(12)
+PASSWORD_VAR = "MAILROOM_SEND_TEST_PASSWORD"
+WRONG_PASSWORD_VAR = "MAILROOM_SEND_TEST_WRONG_PASSWORD"
+SERVER_START_TIMEOUT = 10
+RUN_TIMEOUT = 30  # per mailroom run; --timeout keeps the tool itself well under this
+
+# sysexits.h, as `mailroom send` documents them.
+EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 0, 69, 75, 76, 77
+
+MAILROOM = None  # set in main()
+TMP = None
+PKI = None
+
+
+# ---- reporting --------------------------------------------------------------------------------
+
+class CaseFailed(Exception):
+    pass
+
+
+class Case:
+    """Collects what went wrong in one named case; every check adds to the list."""
+
+    def __init__(self, name):
+        self.name = name
+        self.problems = []
+
+    def check(self, ok, why):
+        if not ok:
+            self.problems.append(why)
+        return ok
+
+    def eq(self, what, got, want):
+        return self.check(got == want, f"{what}: {describe(got, want)}")
+
+    def require(self, ok, why):
+        """A check the rest of the case depends on: stops the case when it fails."""
+        if not ok:
+            self.problems.append(why)
+            raise CaseFailed()
+
+
+def describe(got, want):
+    """The difference, short enough to read: long bytes show where they first differ."""
+    if isinstance(got, bytes) and isinstance(want, bytes) and max(len(got), len(want)) > 80:
+        i = next((n for n, (a, b) in enumerate(zip(got, want)) if a != b),
+                 min(len(got), len(want)))
+        return (f"{len(got)} octets, want {len(want)}; first difference at {i}: "
+                f"got {got[max(0, i - 30):i + 30]!r}, want {want[max(0, i - 30):i + 30]!r}")
+    return f"got {got!r}, want {want!r}"
+
+
+passed = failed = 0
+
+
+def run_case(name, fn):
+    global passed, failed
+    c = Case(name)
+    try:
+        fn(c)
+    except CaseFailed:
+        pass
+    except Exception:
+        c.problems.append("exception: " + " | ".join(
+            line.strip() for line in traceback.format_exc().strip().splitlines()[-3:]))
+    if c.problems:
+        failed += 1
+        print(f"FAIL {name}: " + "; ".join(p.replace("\n", "\\n") for p in c.problems),
+              flush=True)
+    else:
+        passed += 1
+        print(f"ok {name}", flush=True)
+
+
+# ---- running mailroom -------------------------------------------------------------------------
+
+class Run:
+    def __init__(self, args, rc, out, err, seconds):
+        self.args, self.rc, self.out, self.err, self.seconds = args, rc, out, err, seconds
+
+    def why(self):
+        return f"exit {self.rc}, stdout {self.out[:400]!r}, stderr {self.err[-600:]!r}"
+
+    def json(self, c):
+        """The --json report: exactly one line on stdout holding one JSON object."""
+        lines = self.out.splitlines()
+        c.require(len(lines) == 1 and self.out.endswith(b"\n"),
+                  f"--json: want one line on stdout; {self.why()}")
+        try:
+            return json.loads(lines[0])
+        except ValueError as e:
+            c.require(False, f"--json: stdout is not JSON ({e}): {self.out!r}")
+
+    def stderr_lines(self):
+        return self.err.decode("utf-8", "replace").splitlines()
+
+    def transcript(self):
+        """The -v transcript's protocol lines, "C: ..." and "S: ...", without the
+        "smtp[host#n] " prefix each log line starts with."""
+        return [m.group(1) for line in self.stderr_lines()
+                if (m := re.match(r"(?:\S+\] )?([CS]: .*)$", line))]
+
+    def advertised(self, keyword):
+        """Whether the last EHLO reply in the -v transcript lists `keyword`."""
+        lines = self.transcript()
+        ehlo = max((i for i, x in enumerate(lines) if x.upper().startswith("C: EHLO")),
+                   default=None)
+        if ehlo is None:
+            return None
+        for x in lines[ehlo + 1:]:
+            if not x.startswith("S: 250"):
+                break
+            if x[7:].split()[:1] == [keyword]:
+                return True
+        return False
+
+
+def mailroom(*args, env=None, timeout=RUN_TIMEOUT):
+    full_env = dict(os.environ)
+    full_env.pop(PASSWORD_VAR, None)
+    full_env.update(env or {})
+    argv = [MAILROOM, *args]
+    start = time.monotonic()
+    try:
+        p = subprocess.run(argv, env=full_env, capture_output=True, timeout=timeout,
+                           stdin=subprocess.DEVNULL)
+        rc, out, err = p.returncode, p.stdout, p.stderr
+    except subprocess.TimeoutExpired as e:
+        rc, out, err = None, e.stdout or b"", (e.stderr or b"") + b"[killed: timed out]"
+    return Run(argv, rc, out, err, time.monotonic() - start)
+
+
+def secret_env(password=PASSWORD):
+    return {PASSWORD_VAR: password}
+
+
+def auth_args(mech=None):
+    """--user with the password from the environment (never on the command line)."""
+    a = ["--user", USER, "--password-env", PASSWORD_VAR]
+    return a + (["--auth", mech] if mech else [])
+
+
+def tls_args():
+    return ["--ca-file", os.path.join(PKI, "ca.pem")]
+
+
+def url(port, scheme="smtp", host=LOOPBACK):
+    return f"{scheme}://{host}:{port}"
+
+
+def compose(c, name, *args):
+    """Runs `mailroom compose`; returns (path of the file it wrote, its bytes)."""
+    r = mailroom("compose", *args)
+    c.require(r.rc == 0 and r.out, f"compose {name}: {r.why()}")
+    path = os.path.join(TMP, f"{name}.eml")
+    with open(path, "wb") as f:
+        f.write(r.out)
+    return path, r.out
+
+
+def addr_spec(mailbox):
+    return email.utils.parseaddr(mailbox)[1]
+
+
+def header_value(msg, name):
+    """An (unfolded) header field's value from message bytes, or None."""
+    head = msg.split(b"\r\n\r\n", 1)[0].replace(b"\r\n", b"\n")
+    m = re.search(rb"(?im)^" + re.escape(name.encode()) + rb":[ \t]*(.*(?:\n[ \t].*)*)", head)
+    return None if m is None else re.sub(rb"\n[ \t]", b" ", m.group(1)).decode()
+
+
+def one_line(r):
+    return r.err.endswith(b"\n") and r.err.count(b"\n") == 1
+
+
+# ---- servers ----------------------------------------------------------------------------------
+
+def read_line(stream, timeout):
+    """One line from a pipe, or whatever came before the deadline or EOF."""
+    sel = selectors.DefaultSelector()
+    sel.register(stream, selectors.EVENT_READ)
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not sel.select(left):
+            break
+        byte = os.read(stream.fileno(), 1)
+        if not byte:
+            break
+        data += byte
+    sel.close()
+    return data
+
+
+STOPPERS = []  # every server and listener started, stopped in main()'s finally
+
+
+class Aiosmtpd:
+    """aiosmtpd_server.py in a child process on 127.0.0.1; stopped by its PID."""
+
+    def __init__(self, name, *args, record=True):
+        self.name = name
+        self.record = os.path.join(TMP, f"rec-{name}") if record else None
+        extra = ["--record", self.record] if record else []
+        self.err = open(os.path.join(TMP, f"{name}.stderr"), "w+")
+        self.proc = subprocess.Popen(
+            [PYTHON, AIOSMTPD, "--host", LOOPBACK, "--port", "0", "--max-seconds", "300",
+             *extra, *args], stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL)
+        STOPPERS.append(self.stop)
+        line = read_line(self.proc.stdout, SERVER_START_TIMEOUT)
+        if not line.startswith(b"PORT "):
+            self.stop()
+            raise RuntimeError(f"aiosmtpd {name}: first line {line!r}, stderr: {self.stderr()}")
+        self.port = int(line.split()[1])
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read()
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc.stdout:
+            self.proc.stdout.close()
+
+    def records(self):
+        """Numbers of the whole recorded messages (their .json is written last)."""
+        if not self.record or not os.path.isdir(self.record):
+            return []
+        return sorted(int(m.group(1)) for n in os.listdir(self.record)
+                      if (m := re.fullmatch(r"(\d+)\.json", n)))
+
+    def emls(self):
+        if not self.record or not os.path.isdir(self.record):
+            return []
+        return sorted(n for n in os.listdir(self.record) if n.endswith(".eml"))
+
+    def recorded(self, n):
+        stem = os.path.join(self.record, f"{n:04d}")
+        with open(stem + ".eml", "rb") as f:
+            eml = f.read()
+        with open(stem + ".json") as f:
+            return eml, json.load(f)
+
+    def one_new(self, c, before):
+        """The one message recorded since `before` (a records() list)."""
+        new = [n for n in self.records() if n not in before]
+        c.require(len(new) == 1, f"want one new recorded message on {self.name}, got {new}")
+        return self.recorded(new[0])
+
+
+class SmtpSink:
+    """Postfix's smtp-sink through smtp_sink.sh, with its own state directory."""
+
+    def __init__(self):
+        self.env = dict(os.environ, MAILROOM_PEERS_DIR=os.path.join(TMP, "sink"),
+                        MAILROOM_PEERS_MAX_SECONDS="300")
+        r = subprocess.run(["bash", SMTP_SINK, "start"], env=self.env, capture_output=True,
+                           text=True, timeout=30, stdin=subprocess.DEVNULL)
+        if r.returncode != 0 or not r.stdout.strip().isdigit():
+            raise RuntimeError(f"smtp_sink.sh start: status {r.returncode}, {r.stderr!r}")
+        self.port = int(r.stdout)
+        STOPPERS.append(self.stop)
+        self.dump = subprocess.run(["bash", SMTP_SINK, "dump-file", str(self.port)],
+                                   env=self.env, capture_output=True, text=True,
+                                   timeout=30).stdout.strip()
+
+    def stop(self):
+        # Stops the sink by the PID in its pid file.
+        subprocess.run(["bash", SMTP_SINK, "stop", str(self.port)], env=self.env,
+                       capture_output=True, timeout=30)
+
+    def messages(self):
+        """The dump file as [(smtp-sink's header lines, message bytes)] (see smtp_sink.sh)."""
+        try:
+            with open(self.dump, "rb") as f:
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        out = []
+        for chunk in data.split(b"=== smtp-sink message ===\n")[1:]:
+            lines = chunk.split(b"\n")
+            i = next(n for n, line in enumerate(lines) if line.startswith(b"Received: "))
+            body = b"\n".join(lines[i + 3:])
+            out.append((lines[:i], body[:-1] if body.endswith(b"\n\n") else body))
+        return out
+
+
+class SilentServer:
+    """Accepts TCP connections on 127.0.0.1 and never says a word."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.done = threading.Event()
+        self.conns = []
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+        STOPPERS.append(self.stop)
+
+    def serve(self):
+        while not self.done.is_set():
+            try:
+                conn, _ = self.sock.accept()
+                self.conns.append(conn)  # held open, unread, until stop()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+
+    def stop(self):
+        self.done.set()
+        self.thread.join(2)
+        for s in self.conns + [self.sock]:
+            s.close()
+
+
+class RecordingRelay:
+    """A TCP relay on 127.0.0.1 in front of a server; keeps every byte the client sent."""
+
+    def __init__(self, upstream_port):
+        self.upstream = upstream_port
+        self.sock = socket.socket()
+        self.sock.bind((LOOPBACK, 0))
+        self.sock.listen(8)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.lock = threading.Lock()
+        self.client_bytes = bytearray()
+        self.done = threading.Event()
+        self.socks = []
+        self.threads = [threading.Thread(target=self.serve, daemon=True)]
+        self.threads[0].start()
+        STOPPERS.append(self.stop)
+
+    def sent(self):
+        with self.lock:
+            return bytes(self.client_bytes)
+
+    def serve(self):
+        while not self.done.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            server = socket.create_connection((LOOPBACK, self.upstream), timeout=10)
+            client.settimeout(None)
+            server.settimeout(None)
+            self.socks += [client, server]
+            for src, dst, keep in ((client, server, True), (server, client, False)):
+                t = threading.Thread(target=self.pump, args=(src, dst, keep), daemon=True)
+                t.start()
+                self.threads.append(t)
+
+    def pump(self, src, dst, keep):
+        try:
+            while data := src.recv(65536):
+                if keep:
+                    with self.lock:
+                        self.client_bytes += data
+                dst.sendall(data)
+        except OSError:
+            pass
+        try:
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.done.set()
+        for s in self.socks + [self.sock]:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        for t in self.threads:
+            t.join(2)
+
+
+class Servers:
+    """Servers shared between cases, started on first use."""
+
+    def __init__(self):
+        self.cache = {}
+
+    def get(self, key, make):
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
+    def cert(self, stem):
+        return [os.path.join(PKI, f"{stem}.pem"), os.path.join(PKI, f"{stem}.key")]
+
+    # STARTTLS (required before anything else) with AUTH, recording; refuses REJECTED.
+    def main(self):
+        return self.get("main", lambda: Aiosmtpd(
+            "main", "--starttls", *self.cert("localhost"), "--require-starttls",
+            "--auth", f"{USER}:{PASSWORD}",
+            *[a for r in REJECTED for a in ("--reject-rcpt", r)]))
+
+    def implicit(self):
+        return self.get("implicit", lambda: Aiosmtpd(
+            "implicit", "--implicit-tls", *self.cert("localhost"),
+            "--auth", f"{USER}:{PASSWORD}"))
+
+    def bad_cert(self, stem, how):
+        return self.get(f"cert-{stem}", lambda: Aiosmtpd(
+            f"cert-{stem}", how, *self.cert(stem)))
+
+    def sink(self):
+        return self.get("sink", SmtpSink)
+
+
+REJECTED = ["nobody@example.net", "nobody2@example.net"]
+SERVERS = None
+
+
+# ---- the message of case 1 --------------------------------------------------------------------
+
+FROM = "Jörg Müller <joerg@example.org>"
+TO = "Zoë Ünal <zoe@example.net>"
+CC = "carl@example.net"
+SUBJECT = "Grüße — Bericht über Q3 (ünd mehr)"
+# ASCII, so it stays 7bit and the dots stay at the starts of lines on the wire.
+BODY = "Hello Zoë,\n.leading dot\n.\n..two dots\n\nend\n".replace("ë", "e")
+ATTACHMENT = bytes(range(256)) * 7 + b"\x00\r\n.\r\n"
+
+
+def compose_rich(c, name):
+    """The rich message (case 1) from `mailroom compose`; returns (path, bytes, options)."""
+    text = os.path.join(TMP, f"{name}-body.txt")
+    with open(text, "w") as f:
+        f.write(BODY)
+    attach = os.path.join(TMP, "Prüfbericht Q3.bin")
+    with open(attach, "wb") as f:
+        f.write(ATTACHMENT)
+    path, data = compose(c, name, "--from", FROM, "--to", TO, "--cc", CC, "--subject", SUBJECT,
+                         "--text-file", text, "--html", "<p>Grüße, Zoë</p>", "--attach",
+                         attach)
+    # The test is only as good as its message: dots must lead lines on the wire.
+    c.require(b"\r\n.leading dot\r\n" in data and b"\r\n.\r\n" in data and
+              b"\r\n..two dots\r\n" in data,
+              "compose output lacks the lines starting with '.' this test needs")
+    c.require(b"\n" not in data.replace(b"\r\n", b""), "compose output is not CRLF-only")
+    return path, data
+
+
+# ---- cases ------------------------------------------------------------------------------------
+
+def case_starttls_auth_plain(c):
+    srv = SERVERS.main()
+    path, data = compose_rich(c, "rich")
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), "--tls", "required",
+                 *auth_args(), "--timeout", "10", "--json", "--eml", path, env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    rep = r.json(c)
+    rcpts = [addr_spec(TO), addr_spec(CC)]
+    c.eq("JSON outcome", rep.get("outcome"), "delivered")
+    c.eq("JSON accepted", rep.get("accepted"), rcpts)
+    c.eq("JSON rejected", rep.get("rejected"), [])
+    c.eq("JSON message_id", rep.get("message_id"), header_value(data, "Message-ID"))
+    c.eq("stderr", r.err, b"")
+    eml, meta = srv.one_new(c, before)
+    c.eq("recorded bytes == compose output", eml, data)
+    c.eq("recorded tls", meta["tls"], True)
+    c.eq("recorded auth_user", meta["auth_user"], USER)
+    c.eq("recorded MAIL FROM", meta["mail_from"], addr_spec(FROM))
+    c.eq("recorded RCPT TOs", meta["rcpt_tos"], rcpts)
+    c.check(f"SIZE={len(data)}" in meta["mail_options"],
+            f"MAIL parameters {meta['mail_options']} lack SIZE={len(data)}")
+
+
+def transcript_leaks(r, mech_blobs):
+    """Secrets (the password, its base64, the SASL blobs' base64) found in stdout/stderr."""
+    forms = {PASSWORD.encode()}
+    for blob in [PASSWORD.encode(), *mech_blobs]:
+        b64 = base64.b64encode(blob)
+        forms |= {b64, b64.rstrip(b"=")}
+    return [f for f in forms if f in r.err or f in r.out]
+
+
+def case_auth_login(c):
+    srv = SERVERS.main()
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args("login"),
+                 "--timeout", "10", "-v", "--from", "ann@example.org", "--to",
+                 "bob@example.net", "--subject", "AUTH LOGIN", "--text", "hi", env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded auth_user", meta["auth_user"], USER)
+    lines = r.transcript()
+    auth = [x for x in lines if x.upper().startswith("C: AUTH")]
+    c.check(len(auth) == 1 and auth[0].split()[:3] == ["C:", "AUTH", "LOGIN"],
+            f"want one 'C: AUTH LOGIN' line in the -v transcript, got {auth}")
+    leaks = transcript_leaks(r, [])
+    c.check(not leaks, f"-v transcript shows the password: {leaks}")
+
+
+def case_wrong_password(c):
+    srv = SERVERS.main()
+    before = srv.emls()
+    msg = ["--from", "ann@example.org", "--to", "bob@example.net", "--subject", "x",
+           "--text", "x"]
+    wrong = PASSWORD + "-wrong"
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), "--user", USER,
+                 "--password-env", WRONG_PASSWORD_VAR, "--timeout", "10", *msg,
+                 env={WRONG_PASSWORD_VAR: wrong})
+    c.eq("exit status", r.rc, EX_NOPERM)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    c.eq("stdout without --json", r.out, b"")
+    c.check(wrong.encode() not in r.err, "stderr shows the password")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_wrong_password_json(c):
+    srv = SERVERS.main()
+    before = srv.emls()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), "--user", USER,
+                 "--password-env", WRONG_PASSWORD_VAR, "--timeout", "10", "--json",
+                 "--from", "ann@example.org", "--to", "bob@example.net", "--text", "x",
+                 env={WRONG_PASSWORD_VAR: "not-" + PASSWORD})
+    c.eq("exit status", r.rc, EX_NOPERM)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    rep = r.json(c)
+    c.eq("JSON outcome", rep.get("outcome"), "failed")
+    c.eq("JSON accepted", rep.get("accepted"), [])
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def localhost_is_loopback_only():
+    try:
+        infos = socket.getaddrinfo("localhost", 25, proto=socket.IPPROTO_TCP)
+    except OSError:
+        return False
+    return {i[4][0] for i in infos} == {LOOPBACK}
+
+
+def case_implicit_tls(c):
+    srv = SERVERS.implicit()
+    # The URL's host is the name verified: localhost where it can only mean 127.0.0.1, else
+    # the address with the name given separately (never contacting ::1 or anything else).
+    if localhost_is_loopback_only():
+        where = [url(srv.port, "smtps", "localhost")]
+    else:
+        where = [url(srv.port, "smtps"), "--tls-name", "localhost"]
+    pwfile = os.path.join(TMP, "password.txt")
+    with open(pwfile, "w") as f:
+        f.write(PASSWORD + "\n")
+    os.chmod(pwfile, 0o600)
+    before = srv.records()
+    r = mailroom("send", "--server", *where, *tls_args(), "--user", USER, "--password-file",
+                 pwfile, "--timeout", "10", "--json", "--from", "ann@example.org", "--to",
+                 "bob@example.net", "--subject", "implicit", "--text", "over TLS")
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    c.eq("JSON outcome", r.json(c).get("outcome"), "delivered")
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded tls", meta["tls"], True)
+    c.eq("recorded auth_user", meta["auth_user"], USER)
+
+
+def simple_message(subject):
+    return ["--from", "ann@example.org", "--to", "bob@example.net", "--subject", subject,
+            "--text", "body"]
+
+
+def expect_cert_refused(c, srv, *extra):
+    before = srv.emls()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), "--timeout", "10", *extra,
+                 *simple_message("must not arrive"))
+    c.eq("exit status", r.rc, EX_PROTOCOL)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_cert_wrong_name_matching(c):
+    srv = SERVERS.bad_cert("wrong-name", "--starttls")
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), "--tls-name", "wrong.example",
+                 "--timeout", "10", *simple_message("right name"))
+    c.require(r.rc == EX_OK, f"--tls-name wrong.example: {r.why()}")
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded tls", meta["tls"], True)
+
+
+def case_cert_wrong_name_default(c):
+    expect_cert_refused(c, SERVERS.bad_cert("wrong-name", "--starttls"))
+
+
+def case_cert_wrong_name_other(c):
+    expect_cert_refused(c, SERVERS.bad_cert("wrong-name", "--starttls"), "--tls-name",
+                        "localhost")
+
+
+def case_cert_self_signed(c):
+    srv = SERVERS.bad_cert("self-signed", "--implicit-tls")
+    before = srv.emls()
+    r = mailroom("send", "--server", url(srv.port, "smtps"), *tls_args(), "--timeout", "10",
+                 *simple_message("must not arrive"))
+    c.eq("exit status", r.rc, EX_PROTOCOL)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_cert_expired(c):
+    expect_cert_refused(c, SERVERS.bad_cert("expired", "--starttls"))
+
+
+def case_sink_tls_required(c):
+    sink = SERVERS.sink()
+    before = len(sink.messages())
+    r = mailroom("send", "--server", url(sink.port), *tls_args(), "--tls", "required",
+                 "--timeout", "10", *simple_message("needs TLS"))
+    c.eq("exit status", r.rc, EX_PROTOCOL)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    c.eq("messages in the sink's dump", len(sink.messages()), before)
+
+
+def case_sink_tls_none(c):
+    sink = SERVERS.sink()
+    path, data = compose_rich(c, "rich-sink")
+    before = len(sink.messages())
+    r = mailroom("send", "--server", url(sink.port), "--tls", "none", "--timeout", "10",
+                 "--json", "--eml", path)
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    c.eq("JSON outcome", r.json(c).get("outcome"), "delivered")
+    msgs = sink.messages()
+    c.require(len(msgs) == before + 1, f"want one new message in the dump, have {len(msgs)}")
+    headers, body = msgs[-1]
+    c.eq("dump == compose output with CRLF as LF", body, data.replace(b"\r\n", b"\n"))
+    want = [f"X-Rcpt-Args: <{addr_spec(a)}>".encode() for a in (TO, CC)]
+    c.eq("RCPT TOs", [h for h in headers if h.startswith(b"X-Rcpt-Args:")], want)
+    mail = [h for h in headers if h.startswith(b"X-Mail-Args:")]
+    c.check(len(mail) == 1 and mail[0].startswith(f"X-Mail-Args: <{addr_spec(FROM)}>".encode()),
+            f"MAIL FROM: {mail}")
+
+
+# aiosmtpd_server.py refuses each --reject-rcpt address with exactly this reply.
+REJECT_REPLY = (550, "5.1.1", "5.1.1 no such user")
+
+
+def expected_rejection(c, r, address):
+    """The JSON "rejected" entry for a refused address (address, code, enhanced, text).
+
+    reply.hpp's contract: a reply's enhanced status code is recognised only where the server
+    advertised ENHANCEDSTATUSCODES (RFC 2034); the text keeps it either way. aiosmtpd 1.4.3
+    does not advertise it, so "enhanced" is null there; the -v transcript says which applies.
+    """
+    code, enhanced, text = REJECT_REPLY
+    esc = r.advertised("ENHANCEDSTATUSCODES")
+    c.require(esc is not None, f"no EHLO in the -v transcript: {r.err[:300]!r}")
+    return (address, code, enhanced if esc else None, text)
+
+
+def rejected_entries(rep):
+    return [(x.get("address"), x.get("code"), x.get("enhanced"), x.get("text"))
+            for x in rep.get("rejected") or []]
+
+
+def case_reject_one_rcpt(c):
+    srv = SERVERS.main()
+    good, bad = "good@example.net", REJECTED[0]
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args(), "--timeout",
+                 "10", "--json", "-v", "--from", "ann@example.org", "--to", good, "--to", bad,
+                 "--subject", "partial", "--text", "one of two", env=secret_env())
+    c.eq("exit status", r.rc, EX_UNAVAILABLE)
+    rep = r.json(c)
+    c.eq("JSON outcome", rep.get("outcome"), "partial")
+    c.eq("JSON accepted", rep.get("accepted"), [good])
+    c.eq("JSON rejected", rejected_entries(rep), [expected_rejection(c, r, bad)])
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded RCPT TOs", meta["rcpt_tos"], [good])
+
+
+def case_reject_all_rcpts(c):
+    srv = SERVERS.main()
+    before = srv.emls()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args(), "--timeout",
+                 "10", "--json", "-v", "--from", "ann@example.org", "--to", REJECTED[0], "--cc",
+                 REJECTED[1], "--subject", "nobody", "--text", "none of two", env=secret_env())
+    c.eq("exit status", r.rc, EX_UNAVAILABLE)
+    rep = r.json(c)
+    c.eq("JSON outcome", rep.get("outcome"), "failed")
+    c.eq("JSON accepted", rep.get("accepted"), [])
+    c.eq("JSON rejected", rejected_entries(rep),
+         [expected_rejection(c, r, a) for a in REJECTED])
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_size_exceeded(c):
+    limit = 1000
+    srv = SERVERS.get("size", lambda: Aiosmtpd("size", "--size", str(limit)))
+    small_path, small = compose(c, "small", *simple_message("small"))
+    big_path, big = compose(c, "big", *simple_message("big")[:-1], ("y" * 70 + "\n") * 30)
+    c.require(len(small) < limit < len(big),
+              f"want messages either side of {limit} octets, have {len(small)} and {len(big)}")
+    # The server takes a message under the limit (so the refusal below is about size).
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), "--tls", "none", "--timeout", "10",
+                 "--eml", small_path)
+    c.require(r.rc == EX_OK, f"small message: {r.why()}")
+    srv.one_new(c, before)
+    before = srv.emls()
+    r = mailroom("send", "--server", url(srv.port), "--tls", "none", "--timeout", "10",
+                 "--json", "--eml", big_path)
+    c.eq("exit status", r.rc, EX_UNAVAILABLE)
+    c.eq("JSON outcome", r.json(c).get("outcome"), "failed")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_closed_port(c):
+    # Bound but not listening: connections are refused, and no one else can take the port.
+    s = socket.socket()
+    try:
+        s.bind((LOOPBACK, 0))
+        port = s.getsockname()[1]
+        r = mailroom("send", "--server", url(port), "--tls", "none", "--timeout", "5",
+                     *simple_message("nobody home"))
+    finally:
+        s.close()
+    c.eq("exit status", r.rc, EX_TEMPFAIL)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+
+
+def case_silent_server(c):
+    srv = SERVERS.get("silent", SilentServer)
+    r = mailroom("send", "--server", url(srv.port), "--tls", "none", "--timeout", "2",
+                 *simple_message("no greeting"))
+    c.eq("exit status", r.rc, EX_TEMPFAIL)
+    c.check(r.seconds < 5, f"took {r.seconds:.1f} s with --timeout 2")
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+
+
+def plain_server_and_relay():
+    srv = SERVERS.get("plain", lambda: Aiosmtpd("plain", "--auth", f"{USER}:{PASSWORD}"))
+    return srv, SERVERS.get("relay", lambda: RecordingRelay(srv.port))
+
+
+def case_plaintext_auth_refused(c):
+    srv, relay = plain_server_and_relay()
+    before_bytes = len(relay.sent())
+    before = srv.emls()
+    r = mailroom("send", "--server", url(relay.port), "--tls", "none", *auth_args(),
+                 "--timeout", "10", *simple_message("in the clear?"), env=secret_env())
+    c.eq("exit status", r.rc, EX_NOPERM)
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    sent = relay.sent()[before_bytes:]
+    c.check(b"EHLO" in sent.upper(), f"the relay saw no EHLO (relay broken?): {sent!r}")
+    c.check(b"AUTH" not in sent.upper(), f"credentials went out in the clear: {sent!r}")
+    c.check(PASSWORD.encode() not in sent and base64.b64encode(PASSWORD.encode()) not in sent,
+            "the password went out in the clear")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_plaintext_auth_allowed(c):
+    srv, relay = plain_server_and_relay()
+    before_bytes = len(relay.sent())
+    before = srv.records()
+    r = mailroom("send", "--server", url(relay.port), "--tls", "none", *auth_args(),
+                 "--allow-plaintext-auth", "--timeout", "10",
+                 *simple_message("in the clear, allowed"), env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    c.check(b"AUTH " in relay.sent()[before_bytes:].upper(), "the relay saw no AUTH")
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded (tls, auth_user)", (meta["tls"], meta["auth_user"]), (False, USER))
+
+
+def case_verbose_redacts(c):
+    srv = SERVERS.main()
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args("plain"),
+                 "--timeout", "10", "-v", "--json", *simple_message("transcript"),
+                 env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    srv.one_new(c, before)
+    lines = r.transcript()
+    c.check(any(x.startswith("C: EHLO") for x in lines) and
+            any(x.startswith("S: 220") for x in lines),
+            f"no transcript on stderr with -v: {r.err[:300]!r}")
+    auth = [i for i, x in enumerate(lines) if x.upper().startswith("C: AUTH")]
+    ok = len(auth) == 1 and (
+        lines[auth[0]] == "C: AUTH PLAIN [redacted]" or
+        (lines[auth[0]] == "C: AUTH PLAIN" and auth[0] + 2 < len(lines) and
+         lines[auth[0] + 1].startswith("S: 334") and lines[auth[0] + 2] == "C: [redacted]"))
+    c.check(ok, "want 'C: AUTH PLAIN [redacted]' (or AUTH PLAIN then 'C: [redacted]'), got " +
+            repr([lines[i] for i in auth]))
+    c.check(any(x.startswith("S: 235") for x in lines), "no 235 reply in the transcript")
+    leaks = transcript_leaks(r, [f"\0{USER}\0{PASSWORD}".encode(),
+                                 f"{USER}\0{USER}\0{PASSWORD}".encode()])
+    c.check(not leaks, f"the transcript shows secrets: {leaks}")
+
+
+def case_eml_lf_only(c):
+    srv = SERVERS.main()
+    frm, to, cc = "Ann <ann@example.org>", "Bob <bob@example.net>", "cy@example.net"
+    bcc = ["hidden1@example.net", "Hidden Two <hidden2@example.net>"]
+    text = (f"From: {frm}\nTo: {to}\nCc: {cc}\nBcc: {bcc[0]},\n {bcc[1]}\n"
+            "Subject: LF-only file\nMessage-ID: <lf-only.1@example.org>\n"
+            "MIME-Version: 1.0\nContent-Type: text/plain; charset=us-ascii\n\n"
+            ".dot first\n.\nlast line\n")
+    path = os.path.join(TMP, "lf-only.eml")
+    with open(path, "w") as f:
+        f.write(text)
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args(), "--timeout",
+                 "10", "--json", "--eml", path, env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    rep = r.json(c)
+    c.eq("JSON outcome", rep.get("outcome"), "delivered")
+    eml, meta = srv.one_new(c, before)
+    want_rcpts = [addr_spec(a) for a in (to, cc, *bcc)]
+    c.eq("MAIL FROM", meta["mail_from"], addr_spec(frm))
+    c.eq("RCPT TOs (sorted)", sorted(meta["rcpt_tos"]), sorted(want_rcpts))
+    c.check(not re.search(rb"(?im)^bcc:", eml), f"recorded message has a Bcc header: {eml!r}")
+    c.check(b"\n" not in eml.replace(b"\r\n", b"") and b"\r" not in eml.replace(b"\r\n", b""),
+            f"recorded message is not CRLF-only: {eml!r}")
+    no_bcc = re.sub(r"(?m)^Bcc:.*\n(?:[ \t].*\n)*", "", text)
+    c.eq("recorded bytes", eml, no_bcc.replace("\n", "\r\n").encode())
+
+
+def case_smtputf8(c):
+    srv = SERVERS.main()
+    rcpt = "jörg.müller@example.net"
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *auth_args(), "--timeout",
+                 "10", "--json", "--from", "ann@example.org", "--to", rcpt, "--subject",
+                 "SMTPUTF8", "--text", "UTF-8 local part", env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    rep = r.json(c)
+    c.eq("JSON outcome", rep.get("outcome"), "delivered")
+    c.eq("JSON accepted", rep.get("accepted"), [rcpt])
+    _, meta = srv.one_new(c, before)
+    c.eq("recorded RCPT TOs", meta["rcpt_tos"], [rcpt])
+    c.check("SMTPUTF8" in meta["mail_options"],
+            f"MAIL parameters {meta['mail_options']} lack SMTPUTF8")
+    c.eq("recorded smtputf8", meta["smtputf8"], True)
+
+
+CASES = [
+    ("starttls-auth-plain", case_starttls_auth_plain),
+    ("auth-login", case_auth_login),
+    ("wrong-password", case_wrong_password),
+    ("wrong-password-json", case_wrong_password_json),
+    ("implicit-tls", case_implicit_tls),
+    ("cert-wrong-name-tls-name-matches", case_cert_wrong_name_matching),
+    ("cert-wrong-name-default-name", case_cert_wrong_name_default),
+    ("cert-wrong-name-other-tls-name", case_cert_wrong_name_other),
+    ("cert-self-signed", case_cert_self_signed),
+    ("cert-expired", case_cert_expired),
+    ("sink-tls-required", case_sink_tls_required),
+    ("sink-tls-none", case_sink_tls_none),
+    ("reject-one-rcpt", case_reject_one_rcpt),
+    ("reject-all-rcpts", case_reject_all_rcpts),
+    ("size-exceeded", case_size_exceeded),
+    ("closed-port", case_closed_port),
+    ("silent-server-timeout", case_silent_server),
+    ("plaintext-auth-refused", case_plaintext_auth_refused),
+    ("plaintext-auth-allowed", case_plaintext_auth_allowed),
+    ("verbose-redacts-secrets", case_verbose_redacts),
+    ("eml-lf-only", case_eml_lf_only),
+    ("smtputf8", case_smtputf8),
+]
+
+
+def main(argv):
+    global MAILROOM, TMP, PKI, SERVERS
+    if len(argv) != 1:
+        sys.stderr.write("usage: send_test.py MAILROOM\n")
+        return 2
+    MAILROOM = os.path.abspath(argv[0])
+    if not os.access(MAILROOM, os.X_OK):
+        sys.stderr.write(f"send_test.py: {MAILROOM} is not an executable\n")
+        return 2
+    start = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="mailroom-send-test-") as tmp:
+        TMP = tmp
+        SERVERS = Servers()
+        try:
+            PKI = os.path.join(tmp, "pki")
+            r = subprocess.run([PYTHON, MAKE_PKI, PKI], capture_output=True, text=True,
+                               timeout=60)
+            if r.returncode != 0:
+                print(f"FAIL pki: make_test_pki.py: status {r.returncode}: {r.stderr}")
+                print("send-integration: 0 passed, 1 failed")
+                return 1
+            for name, fn in CASES:
+                run_case(name, fn)
+        finally:
+            for stop in reversed(STOPPERS):
+                try:
+                    stop()
+                except Exception as e:  # keep stopping the others
+                    print(f"send_test.py: stopping a server: {e!r}", file=sys.stderr)
+    sys.stdout.flush()
+    print(f"send_test.py: {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
+    print(f"send-integration: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
