@@ -331,16 +331,21 @@ TEST_SUITE("smtp.fake")
                              .expect("DATA")
                              .hang(),
                          error::data_timeout});
+        // STARTTLS accepted, then no handshake: the TLS deadline, not the command's.
+        cases.push_back({script().greet({"STARTTLS"}).expect("STARTTLS").reply("220 go").hang(),
+                         error::tls_handshake_timeout});
+        auto tls_ctx = server_tls();
         for (auto& st : cases) {
             asio::io_context io;
-            fake_server srv(io, st.s);
-            auto o = options(srv);
+            fake_server srv(io, st.s, &tls_ctx);
+            const bool tls = st.want == error::tls_handshake_timeout;
+            auto o = options(srv, tls ? smtp::tls_mode::required : smtp::tls_mode::none);
             o.timeouts.cap(300ms);
             smtp::client c(io.get_executor(), o);
             error_code ec = connect(io, c);
             if (!ec)
                 ec = send(io, c, message()).first;
-            CHECK(ec == st.want);
+            CHECK_MESSAGE(ec == st.want, ec.message());
             CHECK(ec == condition::timeout);
             CHECK(ec == condition::transient);
             CHECK_FALSE(c.is_open());
@@ -685,9 +690,8 @@ TEST_SUITE("smtp.fake")
             smtp::client c(io.get_executor(), options(srv));
             REQUIRE_FALSE(connect(io, c));
             for (int i = 0; i < 3; ++i)
-                c.async_send(message(), [&](error_code ec, smtp::delivery_report) {
-                    codes.push_back(ec);
-                });
+                c.async_send(message(),
+                             [&](error_code ec, smtp::delivery_report) { codes.push_back(ec); });
         }
         test::settle(io, 200ms);
         REQUIRE(codes.size() == 3);
