@@ -109,7 +109,9 @@ bool is_atom(std::string_view w) noexcept
                        [](char c) { return is_atom_char(static_cast<unsigned char>(c)); });
 }
 
-std::string quoted(std::string_view text)
+} // namespace
+
+std::string quoted_string(std::string_view text)
 {
     std::string q;
     q.reserve(text.size() + 8);
@@ -122,6 +124,8 @@ std::string quoted(std::string_view text)
     q += '"';
     return q;
 }
+
+namespace {
 
 // A printable-ASCII name as atoms and quoted-strings. It is cut at single spaces into pieces of
 // about 60 characters, each written as its atoms or as one quoted-string, so long names fold:
@@ -159,7 +163,7 @@ bool write_plain_phrase(header_writer& h, std::string_view name)
             write_unstructured(h, piece);
             continue;
         }
-        h.word(quoted(piece));
+        h.word(quoted_string(piece));
     }
     return true;
 }

@@ -42,6 +42,9 @@ bool needs_encoding(std::string_view value) noexcept;
 /// where needs_encoding says so.
 void write_unstructured(header_writer& h, std::string_view value);
 
+/// `text` as an RFC 5322 quoted-string: in double quotes, with '"' and '\\' escaped.
+std::string quoted_string(std::string_view text);
+
 /// A display name as atoms, one quoted-string, or encoded-words (RFC 5322 §3.2.5 phrase).
 void write_phrase(header_writer& h, std::string_view name);
 

@@ -331,18 +331,10 @@ text_part_result make_text_part(std::string_view subtype, std::string_view body,
     return r;
 }
 
-// A quoted-string for a parameter value (RFC 2045 §5.1), escaping '"' and '\\'.
+// `attr="value"`: a parameter value as a quoted-string (RFC 2045 §5.1).
 std::string quoted_param(std::string_view attr, std::string_view value)
 {
-    std::string w(attr);
-    w += "=\"";
-    for (char c : value) {
-        if (c == '"' || c == '\\')
-            w += '\\';
-        w += c;
-    }
-    w += '"';
-    return w;
+    return std::string(attr) + "=" + quoted_string(value);
 }
 
 // `name=` for Content-Type. A non-ASCII name goes as RFC 2047 words inside the quotes: not

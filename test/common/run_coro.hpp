@@ -37,6 +37,18 @@ T run_coro(boost::asio::io_context& io, boost::asio::awaitable<T> a,
     return std::move(*result);
 }
 
+/// Runs `io` until `done()` is true; fails the test after `limit`.
+template <class Pred>
+void run_until(boost::asio::io_context& io, Pred done,
+               std::chrono::steady_clock::duration limit = std::chrono::seconds(30))
+{
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    io.restart();
+    while (!done() && std::chrono::steady_clock::now() < deadline)
+        io.run_one_for(std::chrono::milliseconds(50));
+    REQUIRE_MESSAGE(done(), "the operations did not finish in time");
+}
+
 /// Runs ready handlers for a moment, e.g. to let a server notice a close.
 inline void settle(boost::asio::io_context& io,
                    std::chrono::milliseconds d = std::chrono::milliseconds(50))

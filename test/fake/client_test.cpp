@@ -139,14 +139,7 @@ TEST_SUITE("smtp.fake")
                              CHECK(r.final_reply->lines.at(0) == "ok " + std::to_string(i));
                              ++done;
                          });
-        run_coro(io, [&]() -> asio::awaitable<int> {
-            asio::steady_timer t(io);
-            while (done < 3) {
-                t.expires_after(10ms);
-                co_await t.async_wait(use_tuple);
-            }
-            co_return done;
-        }());
+        test::run_until(io, [&] { return done == 3; });
         for (auto ec : codes)
             CHECK_FALSE(ec);
         CHECK(srv.mismatches().empty());
@@ -406,14 +399,7 @@ TEST_SUITE("smtp.fake")
         for (int i = 0; i < 2; ++i)
             c.async_send(message(),
                          [&](error_code ec, smtp::delivery_report) { codes.push_back(ec); });
-        run_coro(io, [&]() -> asio::awaitable<int> {
-            asio::steady_timer t(io);
-            while (codes.size() < 2) {
-                t.expires_after(10ms);
-                co_await t.async_wait(use_tuple);
-            }
-            co_return 0;
-        }());
+        test::run_until(io, [&] { return codes.size() == 2; });
         CHECK(codes[0] == smtp::reply_code::service_not_available);
         CHECK(codes[0] == condition::transient);
         CHECK(codes[1] == error::connection_lost);
