@@ -98,8 +98,10 @@ struct client::impl : std::enable_shared_from_this<impl> {
     bool tls = false;
     state st = state::closed;
     detail::reply_parser parser;
-    std::string rbuf;
+    // Bytes read and not yet parsed: rbuf[rpos, rend).
+    std::vector<char> rbuf = std::vector<char>(16 * 1024);
     std::size_t rpos = 0;
+    std::size_t rend = 0;
     std::string wbuf;
     capabilities caps;
     std::optional<auth_mechanism> auth_used;
@@ -190,14 +192,15 @@ struct client::impl : std::enable_shared_from_this<impl> {
         co_return map_io(ec, on_timeout);
     }
 
-    // Reads one reply. The deadline covers the whole reply, however the server trickles it.
+    // Reads one reply. The deadline covers the whole reply, however the server trickles it; it
+    // is only armed when the socket must be read (pipelined replies are often all buffered).
     awaitable<error_code> read_reply(reply& out, duration limit, error on_timeout)
     {
-        tcp_layer().expires_after(limit);
+        bool armed = false;
         for (;;) {
-            if (rpos < rbuf.size()) {
+            if (rpos < rend) {
                 error_code ec;
-                rpos += parser.feed(std::string_view(rbuf).substr(rpos), ec);
+                rpos += parser.feed(std::string_view(rbuf.data() + rpos, rend - rpos), ec);
                 if (ec)
                     co_return fail("reading a reply", ec, std::string(parser.error_detail()));
                 if (parser.has_reply()) {
@@ -206,21 +209,21 @@ struct client::impl : std::enable_shared_from_this<impl> {
                     co_return error_code{};
                 }
             }
-            if (rpos == rbuf.size()) {
-                rbuf.clear();
-                rpos = 0;
+            // The parser has taken every byte: read into a buffer allocated once, never
+            // cleared or zero-filled per read.
+            rpos = rend = 0;
+            if (!armed) {
+                tcp_layer().expires_after(limit);
+                armed = true;
             }
-            constexpr std::size_t chunk = 16 * 1024;
-            const std::size_t old = rbuf.size();
-            rbuf.resize(old + chunk);
-            auto buf = asio::buffer(rbuf.data() + old, chunk);
+            auto buf = asio::buffer(rbuf.data(), rbuf.size());
             error_code ec;
             std::size_t n = 0;
             if (tls)
                 std::tie(ec, n) = co_await stream->async_read_some(buf, use_tuple);
             else
                 std::tie(ec, n) = co_await tcp_layer().async_read_some(buf, use_tuple);
-            rbuf.resize(old + n);
+            rend = n;
             if (ec && n == 0)
                 co_return map_io(ec, on_timeout);
         }
@@ -247,9 +250,15 @@ struct client::impl : std::enable_shared_from_this<impl> {
 
     // ---- connect ------------------------------------------------------------------------
 
+    // Once per client: loading the system's CA store parses every certificate in it (tens of
+    // milliseconds), which a reconnect shouldn't pay again, and plaintext never needs.
     error_code make_tls_context()
     {
+        if (ssl_ctx)
+            return {};
         ssl_ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
+        if (opts.tls.mode == tls_mode::none)
+            return {};
         SSL_CTX* ctx = ssl_ctx->native_handle();
         // TLS 1.2 at least (RFC 8996 retired 1.0 and 1.1).
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
@@ -265,9 +274,11 @@ struct client::impl : std::enable_shared_from_this<impl> {
             ssl_ctx->use_certificate_chain_file(t.cert_file, ec);
         if (!ec && !t.key_file.empty())
             ssl_ctx->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
-        if (ec)
+        if (ec) {
+            ssl_ctx.reset();
             return fail("TLS set-up", make_error_code(error::tls_handshake_failed),
                         "loading certificates: " + ec.message());
+        }
         ssl_ctx->set_verify_mode(t.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);
         return {};
     }
@@ -353,7 +364,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
         // RFC 3207 §5 (CVE-2011-0411): bytes that arrived with the 220 were sent before TLS and
         // could be an attacker's "replies" for the protected session.
-        if (rpos < rbuf.size() || !parser.idle())
+        if (rpos < rend || !parser.idle())
             co_return fail("STARTTLS", make_error_code(error::starttls_injection),
                            "the server sent data after its 220 reply, before the TLS handshake");
         if (auto ec = co_await handshake())
@@ -443,8 +454,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
             opts.port = opts.tls.mode == tls_mode::implicit ? 465 : 587;
         prefix = "smtp[" + opts.host + "#" + std::to_string(++connection_counter) + "]";
         parser = detail::reply_parser{};
-        rbuf.clear();
-        rpos = 0;
+        rpos = rend = 0;
         caps = capabilities{};
         auth_used.reset();
         tls = false;
@@ -901,7 +911,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         // With no command outstanding, the server has nothing to say: bytes waiting now are
         // replies nobody asked for, which could be mistaken for the next transaction's.
         const bool next_pipelined = !queue.empty() && queue.front()->envelope_sent;
-        if (!next_pipelined && (rpos < rbuf.size() || !parser.idle()))
+        if (!next_pipelined && (rpos < rend || !parser.idle()))
             broken("unsolicited data from the server");
     }
 

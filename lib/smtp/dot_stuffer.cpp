@@ -1,7 +1,23 @@
 // RFC 5321 §4.5.2 transparency and §2.3.8 line ends, streaming.
 #include "smtp/dot_stuffer.hpp"
 
+#include <cstring>
+
 namespace mailroom::smtp::detail {
+
+namespace {
+
+// The first CR or LF in [p, end), or `end`. Two memchr scans (vectorised in glibc) instead of
+// a loop over every octet: first the LF that usually ends the line, then a CR before it.
+inline const char* find_line_end(const char* p, const char* end) noexcept
+{
+    const void* lf = std::memchr(p, '\n', static_cast<std::size_t>(end - p));
+    const char* limit = lf ? static_cast<const char*>(lf) : end;
+    const void* cr = std::memchr(p, '\r', static_cast<std::size_t>(limit - p));
+    return cr ? static_cast<const char*>(cr) : limit;
+}
+
+} // namespace
 
 error_code dot_stuffer::feed(std::string_view chunk, std::string& out)
 {
@@ -34,9 +50,7 @@ error_code dot_stuffer::feed(std::string_view chunk, std::string& out)
             out += '.';
         line_start_ = false;
         // Copy the run of ordinary octets up to the next line end in one go.
-        const char* q = p;
-        while (q < end && *q != '\r' && *q != '\n')
-            ++q;
+        const char* q = find_line_end(p, end);
         const auto run = static_cast<std::size_t>(q - p);
         if (line_len_ + run > max_line_) {
             out.resize(old_size);
