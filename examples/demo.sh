@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's demo: installs what mailroom needs (Debian 12), builds it, composes a message
-# with the `mailroom` tool and shows how an independent parser (Python's email package) reads
-# it back. Until the SMTP pieces land, composing is what there is to show.
+# with the `mailroom` tool, shows how an independent parser (Python's email package) reads it
+# back, then submits it over SMTP to a local `mailroom sink` (127.0.0.1, a free port) that
+# stores it in a Maildir. (The pool, limiter and bulk sends come with the next pieces.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/deps
@@ -14,7 +15,12 @@ ninja -C build-demo examples/mailroom >/dev/null
 tool=build-demo/examples/mailroom
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+sink_pid=
+cleanup() {
+  [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 printf 'Quarterly figures\n' >"$work/Prüfbericht Q3.pdf"
 head -c 40000 /dev/urandom >"$work/chart.png"
 
@@ -43,3 +49,14 @@ for part in msg.walk():
     print("  part:", part.get_content_type(), name or "", size)
 print("Bcc in the message:", b"audit@" in raw, "| size:", len(raw), "octets")
 PY
+
+echo "== mailroom send to a local mailroom sink"
+"$tool" sink --listen 127.0.0.1:0 --maildir "$work/Maildir" --max-seconds 60 >"$work/sink.out" &
+sink_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/sink.out" 2>/dev/null && break; sleep 0.1; done
+port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/sink.out")
+"$tool" send --server "smtp://127.0.0.1:$port" --tls none --eml "$work/demo.eml" --json -v \
+  2> >(sed 's/^/  /' >&2)
+echo "stored in the sink's Maildir: $(ls "$work/Maildir/new" | wc -l) message(s)"
+cmp -s "$work/demo.eml" "$work/Maildir/new/$(ls "$work/Maildir/new")" &&
+  echo "the stored bytes equal the composed message"
