@@ -71,6 +71,9 @@ public:
         case error::data_timeout: return "timed out waiting for the reply to DATA";
         case error::data_block_timeout: return "timed out sending message data";
         case error::data_end_timeout: return "timed out waiting for the final reply";
+        case error::invalid_limit: return "invalid rate limit options";
+        case error::cost_exceeds_burst: return "cost exceeds what a rate limit bucket can hold";
+        case error::limit_wait_too_long: return "the wait for the rate limiter would be too long";
         }
         return "unknown mailroom error";
     }
@@ -121,6 +124,10 @@ public:
         case error::smtputf8_unavailable:
         case error::eight_bit_unavailable:
         case error::already_connected: return make_error_condition(condition::permanent);
+        // A request larger than a bucket's burst fails the same way every time, like a message
+        // over the server's SIZE; a wait that would be too long may fit later.
+        case error::cost_exceeds_burst: return make_error_condition(condition::permanent);
+        case error::limit_wait_too_long: return make_error_condition(condition::transient);
         default: return make_error_condition(condition::invalid_input);
         }
     }

@@ -89,6 +89,11 @@ enum class error {
     data_timeout,       ///< the reply to DATA
     data_block_timeout, ///< writing message data
     data_end_timeout,   ///< the reply after the final dot
+
+    // Rate limiting (mailroom::limit).
+    invalid_limit,       ///< limiter options out of range: a zero rate, period or burst, ...
+    cost_exceeds_burst,  ///< an acquisition costs more than a bucket can ever hold
+    limit_wait_too_long, ///< the wait for the limiter would be longer than allowed
 };
 
 /// The category of `mailroom::error`.

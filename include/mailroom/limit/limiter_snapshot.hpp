@@ -1,0 +1,48 @@
+// mailroom::limit::limiter_snapshot: a rate limiter's counters and gauges at one instant.
+#pragma once
+
+#include <mailroom/limit/clock.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+namespace mailroom::limit {
+
+/// What a rate_limiter holds and has done, for a service to export as metrics. A value copied
+/// out: it doesn't change afterwards.
+struct limiter_snapshot {
+    /// One bucket, in the order of rate_limiter_options::buckets.
+    struct bucket {
+        std::uint64_t rate = 0;      ///< configured tokens per `per`
+        duration per{};              ///< the period
+        std::uint64_t burst = 0;     ///< capacity
+        std::uint64_t available = 0; ///< whole tokens held now
+        /// Tokens per `per` now: `rate` × rate_permille / 1000 (for display; the arithmetic
+        /// itself is exact).
+        double effective_rate = 0;
+    };
+    std::vector<bucket> buckets{};
+
+    // Gauges.
+    unsigned rate_permille = 1000;  ///< the adaptive rate, in thousandths of the configured one
+    std::size_t waiters = 0;        ///< acquisitions waiting
+    std::uint64_t waiting_cost = 0; ///< tokens they want, together
+    std::size_t in_flight = 0;      ///< granted and not yet released or cancelled
+    std::size_t max_in_flight = 0;  ///< the effective concurrency cap now; 0: none
+    std::optional<time_point> paused_until{}; ///< set while a quota pause lasts
+
+    // Counters since the limiter was created.
+    std::uint64_t granted = 0;           ///< acquisitions granted
+    std::uint64_t granted_cost = 0;      ///< tokens taken by them
+    std::uint64_t cancelled_waiting = 0; ///< waits cancelled before their grant (nothing taken)
+    std::uint64_t refunded = 0;          ///< grants cancelled before use (tokens given back)
+    std::uint64_t refunded_cost = 0;     ///< tokens given back by them
+    std::uint64_t rejected = 0;          ///< enqueue refused (cost_exceeds_burst, wait too long)
+    std::uint64_t slow_down_signals = 0; ///< signal::slow_down received
+    std::uint64_t rate_cuts = 0;     ///< of those, the ones that cut the rate (not cooling down)
+    std::uint64_t quota_signals = 0; ///< signal::quota_exhausted received
+};
+
+} // namespace mailroom::limit
