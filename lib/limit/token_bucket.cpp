@@ -91,16 +91,16 @@ duration token_bucket::time_until(std::uint64_t n, time_point now) const noexcep
 {
     if (n > burst_)
         return duration::max();
-    const time_point from = std::max(now, last_);
-    const level l = level_at(from);
-    if (l.whole >= n)
-        return duration::zero();
-    const u128 need = u128(n - l.whole) * unit_ - l.frac;
-    const u128 per_ns = u128(rate_) * permille_;
-    return detail::saturating_span(now, from, detail::ceil_div(need, per_ns));
+    return time_at_rate(n, now, permille_);
 }
 
 duration token_bucket::time_to_supply(std::uint64_t n, time_point now) const noexcept
+{
+    return time_at_rate(n, now, full_rate);
+}
+
+duration token_bucket::time_at_rate(std::uint64_t n, time_point now,
+                                    unsigned permille) const noexcept
 {
     const time_point from = std::max(now, last_);
     const level l = level_at(from);
@@ -108,7 +108,7 @@ duration token_bucket::time_to_supply(std::uint64_t n, time_point now) const noe
         return duration::zero();
     // (n - whole) < 2^64 and unit_ < 2^64: the product fits 128 bits.
     const u128 need = u128(n - l.whole) * unit_ - l.frac;
-    const u128 per_ns = u128(rate_) * full_rate;
+    const u128 per_ns = u128(rate_) * permille;
     return detail::saturating_span(now, from, detail::ceil_div(need, per_ns));
 }
 

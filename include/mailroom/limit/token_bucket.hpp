@@ -98,6 +98,8 @@ private:
         std::uint64_t frac = 0; ///< < unit_
     };
     level level_at(time_point now) const noexcept;
+    /// When `n` tokens are there at `permille` of the configured rate.
+    duration time_at_rate(std::uint64_t n, time_point now, unsigned permille) const noexcept;
 
     std::uint64_t rate_ = 0;
     std::uint64_t burst_ = 0;

@@ -1,6 +1,8 @@
 #include <mailroom/limit/rate_limiter.hpp>
 #include <mailroom/smtp/reply.hpp>
 
+#include "helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -18,22 +20,9 @@ using mailroom::limit::time_point;
 
 namespace {
 
-const time_point t0{};
-
-rate_limiter make(const rate_limiter_options& o, time_point start = t0)
-{
-    diagnostics d;
-    auto l = rate_limiter::create(o, start, d);
-    REQUIRE_MESSAGE(l.has_value(), d.to_string());
-    return *l;
-}
-
-ticket push(rate_limiter& l, std::uint64_t cost, time_point now = t0)
-{
-    auto t = l.enqueue(cost, now);
-    REQUIRE(t.has_value());
-    return *t;
-}
+using mailroom::limit::test::make;
+using mailroom::limit::test::push;
+using mailroom::limit::test::t0;
 
 mailroom::smtp::reply reply(int code, std::string line)
 {

@@ -1,5 +1,7 @@
 #include <mailroom/limit/rate_limiter.hpp>
 
+#include "helpers.hpp"
+
 #include <doctest/doctest.h>
 
 #include <chrono>
@@ -21,22 +23,9 @@ using mailroom::limit::time_point;
 
 namespace {
 
-const time_point t0{};
-
-rate_limiter make(const rate_limiter_options& o, time_point start = t0)
-{
-    diagnostics d;
-    auto l = rate_limiter::create(o, start, d);
-    REQUIRE_MESSAGE(l.has_value(), d.to_string());
-    return *l;
-}
-
-ticket push(rate_limiter& l, std::uint64_t cost, time_point now = t0)
-{
-    auto t = l.enqueue(cost, now);
-    REQUIRE_MESSAGE(t.has_value(), t.error().message());
-    return *t;
-}
+using mailroom::limit::test::make;
+using mailroom::limit::test::push;
+using mailroom::limit::test::t0;
 
 error enqueue_error(rate_limiter& l, std::uint64_t cost, time_point now = t0)
 {
