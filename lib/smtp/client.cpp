@@ -9,6 +9,7 @@
 #include "smtp/auth_exchange.hpp"
 #include "smtp/command.hpp"
 #include "smtp/dot_stuffer.hpp"
+#include "smtp/envelope_verdict.hpp"
 #include "smtp/reply_parser.hpp"
 #include "smtp/sasl.hpp"
 
@@ -541,18 +542,22 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 n = n | detail::dsn_notify::delay;
             rp.notify = n;
         }
-        std::string s;
-        if (auto ec = detail::format_mail_from(s, env.from, mp))
+        // Formatted straight into the write buffer; taken back out on an error.
+        const std::size_t old_size = out.size();
+        auto undo = [&](error_code ec) {
+            out.resize(old_size);
             return ec;
+        };
+        if (auto ec = detail::format_mail_from(out, env.from, mp))
+            return undo(ec);
         for (const address& a : env.recipients) {
             if (caps.dsn && o.options.dsn.original_recipient && !a.needs_smtputf8())
                 rp.orcpt = a.str();
-            if (auto ec = detail::format_rcpt_to(s, a, rp))
-                return ec;
+            if (auto ec = detail::format_rcpt_to(out, a, rp))
+                return undo(ec);
         }
         if (!use_bdat())
-            detail::format_data(s);
-        out += s;
+            detail::format_data(out);
         return {};
     }
 
@@ -654,16 +659,6 @@ struct client::impl : std::enable_shared_from_this<impl> {
         complete(o, ec);
     }
 
-    // The worst of the refused recipients: a permanent refusal outranks a transient one.
-    static const reply* worst_refusal(const delivery_report& rep)
-    {
-        const reply* worst = nullptr;
-        for (const auto& rs : rep.recipients)
-            if (!rs.accepted() && (!worst || rs.response.code / 100 > worst->code / 100))
-                worst = &rs.response;
-        return worst;
-    }
-
     awaitable<void> run_send(std::shared_ptr<op> o)
     {
         delivery_report& rep = o->report;
@@ -751,43 +746,26 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 }
             }
         }
-        // A reply that can't answer its command (a 3xx to MAIL or RCPT, a 2xx to DATA) means
-        // the replies are out of step with the commands: an extra reply was injected, or one
-        // is missing. Nothing that follows can be trusted (RFC 2920 §3.2).
-        auto out_of_step = [&] {
-            if (mail_r.code / 100 == 3 || (data_sent && data_r.code / 100 == 2))
-                return true;
-            for (const auto& rs : rep.recipients)
-                if (rs.response.code / 100 == 3)
-                    return true;
-            return false;
-        };
-        if (out_of_step()) {
+        const auto verdict =
+            detail::judge_envelope(mail_r, rep.recipients, data_sent ? &data_r : nullptr);
+        using verdict_kind = detail::envelope_verdict::kind;
+        if (verdict.k == verdict_kind::out_of_step) {
             broken("replies out of step with the commands");
             finish(make_error_code(error::protocol_error), "envelope",
                    "a reply that does not answer its command: the replies are out of step");
             co_return;
         }
-        for (const reply* r : {&mail_r, &data_r})
-            if (r->code == 421) {
-                broken("421 from the server");
-                finish(make_error_code(*r), "MAIL FROM", r->to_string());
-                co_return;
-            }
+        if (verdict.k == verdict_kind::closing) {
+            broken("421 from the server");
+            finish(make_error_code(*verdict.cause), verdict.step, verdict.cause->to_string());
+            co_return;
+        }
 
         // Nothing to deliver: say why, and leave the session clean for the next message.
-        if (mail_r.code / 100 != 2 || rep.accepted_count() == 0 || (!bdat && data_r.code != 354)) {
-            error_code ec;
-            std::string step, detail;
-            if (mail_r.code / 100 != 2) {
-                ec = make_error_code(mail_r), step = "MAIL FROM", detail = mail_r.to_string();
-            } else if (const reply* w = worst_refusal(rep); w && rep.accepted_count() == 0) {
-                ec = make_error_code(*w), step = "RCPT TO", detail = w->to_string();
-            } else {
-                ec = make_error_code(data_r), step = "DATA", detail = data_r.to_string();
-            }
-            bool need_rset = mail_r.code / 100 == 2;
-            if (data_sent && data_r.code == 354) {
+        if (verdict.k == verdict_kind::refused) {
+            const error_code ec = make_error_code(*verdict.cause);
+            const std::string step = verdict.step, text = verdict.cause->to_string();
+            if (verdict.end_empty_data) {
                 // The server wants a message although none may be sent: end it empty
                 // (RFC 2920 §3.1), then RSET.
                 reply dot_r;
@@ -797,7 +775,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                                                error::data_end_timeout))
                     co_return lost(e2, "DATA");
             }
-            if (need_rset) {
+            if (verdict.rset) {
                 std::string line;
                 detail::format_rset(line);
                 reply rr;
@@ -809,7 +787,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 }
             }
             rep.outcome = outcome::failed;
-            finish(ec, step, detail);
+            finish(ec, step, text);
             co_return;
         }
 
@@ -867,7 +845,8 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 out.clear();
             }
         }
-        log(log_level::trace, "C: [message data, " + std::to_string(m.size()) + " octets]");
+        if (opts.log.enabled(log_level::trace))
+            log(log_level::trace, "C: [message data, " + std::to_string(m.size()) + " octets]");
         const std::size_t before_next = out.size();
         pipeline_next(out);
         if (out.size() > before_next)
