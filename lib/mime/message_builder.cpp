@@ -300,18 +300,18 @@ struct text_part_result {
 text_part_result make_text_part(std::string_view subtype, std::string_view body, transfer_mode m)
 {
     text_part_result r;
-    const std::string crlf = to_crlf_lines(body);
+    std::string crlf = to_crlf_lines(body);
     const text_stats st = scan_text(crlf);
     std::string_view cte;
     const bool short_lines = st.longest_line <= fold_width;
     if (st.controls == 0 && st.non_ascii == 0 && short_lines) {
         cte = "7bit";
-        r.p.body = crlf;
+        r.p.body = std::move(crlf);
         r.p.literal_body = true;
     } else if (m == transfer_mode::eight_bit && st.controls == 0 && st.longest_line <= 998) {
         cte = st.non_ascii ? "8bit" : "7bit";
         r.eight_bit = st.non_ascii != 0;
-        r.p.body = crlf;
+        r.p.body = std::move(crlf);
         r.p.literal_body = true;
     } else if ((st.non_ascii + st.controls) * 100 <= crlf.size() * 17) {
         // Quoted-printable costs 2 extra octets per encoded octet, base64 a third of all: below
