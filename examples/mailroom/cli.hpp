@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mailroom/mime/message_builder.hpp>
+#include <mailroom/smtp/client_options.hpp>
 
 #include <optional>
 #include <vector>
@@ -19,6 +20,10 @@ enum exit_status : int {
     ex_usage = 64,
     ex_dataerr = 65,
     ex_noinput = 66,
+    ex_unavailable = 69, // permanent failure
+    ex_tempfail = 75,    // temporary failure or unknown outcome
+    ex_protocol = 76,    // protocol violation or TLS security failure
+    ex_noperm = 77,      // authentication failed
 };
 
 /// Thrown while handling arguments; main() prints "mailroom: <what>" and exits with `status`.
@@ -75,12 +80,42 @@ private:
     std::vector<mailbox> rcpts_;
 };
 
+struct server_url {
+    std::string host;
+    std::uint16_t port = 0;
+    bool implicit_tls = false;
+};
+
+/// The options that say how to reach and log in to a server, shared by send and bulk.
+class server_options {
+public:
+    /// Consumes `flag` if it is one of these options; false otherwise.
+    bool take(std::string_view flag, arg_reader& args);
+    /// The client options; usage failures for missing or contradictory ones.
+    smtp::client_options finish() const;
+    static const char* usage();
+
+private:
+    smtp::client_options opts_;
+    std::optional<server_url> url_;
+    std::optional<std::string> tls_mode_, user_, password_, token_, auth_;
+    bool allow_plain_ = false, verbose_ = false;
+    std::optional<long> timeout_;
+};
+
+/// The exit status the contract gives an error (`during_auth`: it came from the AUTH step).
+int exit_for(error_code ec, bool during_auth = false);
+/// `s` as a JSON string literal.
+std::string json_string(std::string_view s);
+
 std::string read_file_or_fail(const std::string& flag, const std::string& path);
 
 int compose_main(std::span<char*> args);
 int send_main(std::span<char*> args);
 const char* send_usage();
 int sink_main(std::span<char*> args);
+const char* bulk_usage();
+int bulk_main(std::span<char*> args);
 const char* sink_usage();
 
 } // namespace mailroom::cli

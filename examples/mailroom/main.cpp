@@ -12,12 +12,14 @@ namespace mailroom::cli {
 
 namespace {
 
-const char* top_usage = "usage: mailroom <command> [options]\n"
-                        "commands:\n"
-                        "  compose   write a message in wire form (CRLF) to stdout\n"
-                        "  send      submit one message to an SMTP server\n"
-                        "  sink      a local SMTP server that accepts everything (development)\n"
-                        "run 'mailroom <command> --help' for a command's options\n";
+const char* top_usage =
+    "usage: mailroom <command> [options]\n"
+    "commands:\n"
+    "  compose   write a message in wire form (CRLF) to stdout\n"
+    "  send      submit one message to an SMTP server\n"
+    "  bulk      send many messages through a connection pool and rate limiter\n"
+    "  sink      a local SMTP server that accepts everything (development)\n"
+    "run 'mailroom <command> --help' for a command's options\n";
 
 // Diagnostics quote user input: keep them one line whatever that input holds.
 std::string one_line(std::string_view s)
@@ -90,6 +92,8 @@ int main(int argc, char** argv)
             return send_main(args.subspan(1));
         if (cmd == "sink")
             return sink_main(args.subspan(1));
+        if (cmd == "bulk")
+            return bulk_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
                      top_usage);
         return ex_usage;

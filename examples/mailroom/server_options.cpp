@@ -1,0 +1,247 @@
+// Connection options shared by send and bulk, and what both report.
+
+#include "cli.hpp"
+
+#include <mailroom/smtp/reply_error.hpp>
+
+#include <cstdio>
+#include <cstdlib>
+
+namespace mailroom::cli {
+
+namespace {
+
+server_url parse_url(const std::string& url)
+{
+    server_url u;
+    std::string_view rest = url;
+    if (rest.starts_with("smtp://"))
+        rest.remove_prefix(7);
+    else if (rest.starts_with("smtps://"))
+        rest.remove_prefix(8), u.implicit_tls = true;
+    else
+        throw failure(ex_usage, "--server: expected smtp://host[:port] or smtps://host[:port]");
+    if (!rest.empty() && rest.back() == '/')
+        rest.remove_suffix(1);
+    std::string_view port;
+    if (rest.starts_with("[")) { // [IPv6]:port
+        const auto close = rest.find(']');
+        if (close == std::string_view::npos)
+            throw failure(ex_usage, "--server: unterminated '[' in the host");
+        u.host = std::string(rest.substr(1, close - 1));
+        rest.remove_prefix(close + 1);
+        if (rest.starts_with(":"))
+            port = rest.substr(1);
+        else if (!rest.empty())
+            throw failure(ex_usage, "--server: unexpected text after the host");
+    } else {
+        const auto colon = rest.rfind(':');
+        u.host = std::string(rest.substr(0, colon));
+        if (colon != std::string_view::npos)
+            port = rest.substr(colon + 1);
+    }
+    if (u.host.empty() || u.host.find_first_of("/@?#") != std::string::npos)
+        throw failure(ex_usage, "--server: no host name in '" + url + "'");
+    if (!port.empty()) {
+        unsigned long p = 0;
+        for (char c : port) {
+            if (c < '0' || c > '9' || (p = p * 10 + static_cast<unsigned>(c - '0')) > 65535)
+                throw failure(ex_usage, "--server: bad port in '" + url + "'");
+        }
+        if (p == 0)
+            throw failure(ex_usage, "--server: bad port in '" + url + "'");
+        u.port = static_cast<std::uint16_t>(p);
+    }
+    return u;
+}
+
+std::string secret_from_env(const std::string& flag, const std::string& var)
+{
+    const char* v = std::getenv(var.c_str());
+    if (!v || !*v)
+        throw failure(ex_usage, flag + ": the environment variable " + var + " is not set");
+    return v;
+}
+
+} // namespace
+
+std::string json_string(std::string_view s)
+{
+    std::string out = "\"";
+    for (unsigned char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (c < 0x20 || c == 0x7F) {
+                char buf[8];
+                std::snprintf(buf, sizeof buf, "\\u%04x", c);
+                out += buf;
+            } else {
+                out += static_cast<char>(c);
+            }
+        }
+    }
+    return out + "\"";
+}
+
+bool is_one_of(error_code ec, std::initializer_list<error> list)
+{
+    for (error e : list)
+        if (ec == e)
+            return true;
+    return false;
+}
+
+// The exit status for an error, given whether it came from the AUTH step.
+int exit_for(error_code ec, bool during_auth)
+{
+    if (!ec)
+        return ex_ok;
+    if (ec.category() == smtp::reply_category()) {
+        if (during_auth)
+            return ex_noperm;
+        return ec.value() / 100 == 5 ? ex_unavailable : ex_tempfail;
+    }
+    if (is_one_of(ec, {error::plaintext_auth_refused, error::auth_mechanism_unavailable,
+                       error::sasl_bad_challenge, error::sasl_server_error, error::sasl_incomplete,
+                       error::scram_server_signature_mismatch, error::invalid_credentials,
+                       error::saslprep_unsupported}))
+        return ex_noperm;
+    if (is_one_of(
+            ec, {error::size_exceeded, error::smtputf8_unavailable, error::eight_bit_unavailable}))
+        return ex_unavailable;
+    if (is_one_of(ec, {error::protocol_error, error::bad_reply_code, error::reply_code_mismatch,
+                       error::reply_line_too_long, error::reply_too_long,
+                       error::starttls_unavailable, error::starttls_injection,
+                       error::tls_handshake_failed, error::certificate_rejected}))
+        return ex_protocol;
+    if (ec == condition::invalid_input)
+        return ex_dataerr;
+    return ex_tempfail; // timeouts, lost connections, unknown outcome, network errors
+}
+
+bool server_options::take(std::string_view flag, arg_reader& args)
+{
+    auto& opts = opts_;
+    if (flag == "--server") {
+        url_ = parse_url(args.value());
+    } else if (flag == "--tls") {
+        tls_mode_ = args.value();
+        if (*tls_mode_ != "required" && *tls_mode_ != "opportunistic" && *tls_mode_ != "none")
+            throw failure(ex_usage, "--tls: expected required, opportunistic or none");
+    } else if (flag == "--ca-file") {
+        opts.tls.ca_file = args.value();
+        if (std::FILE* f = std::fopen(opts.tls.ca_file.c_str(), "r"))
+            std::fclose(f);
+        else
+            throw failure(ex_noinput, "--ca-file: cannot read '" + opts.tls.ca_file + "'");
+    } else if (flag == "--tls-name") {
+        opts.tls.verify_name = args.value();
+    } else if (flag == "--user") {
+        user_ = args.value();
+    } else if (flag == "--password-env") {
+        password_ = secret_from_env("--password-env", args.value());
+    } else if (flag == "--password-file") {
+        std::string p = read_file_or_fail("--password-file", args.value());
+        while (!p.empty() && (p.back() == '\n' || p.back() == '\r'))
+            p.pop_back();
+        password_ = std::move(p);
+    } else if (flag == "--oauth-token-env") {
+        token_ = secret_from_env("--oauth-token-env", args.value());
+    } else if (flag == "--auth") {
+        auth_ = args.value();
+    } else if (flag == "--allow-plaintext-auth") {
+        allow_plain_ = true;
+    } else if (flag == "--helo") {
+        opts.helo_name = args.value();
+    } else if (flag == "--timeout") {
+        const std::string v = args.value();
+        char* end = nullptr;
+        const long s = std::strtol(v.c_str(), &end, 10);
+        if (v.empty() || *end || s <= 0 || s > 86400)
+            throw failure(ex_usage, "--timeout: expected whole seconds from 1 to 86400");
+        timeout_ = s;
+    } else if (flag == "-v") {
+        verbose_ = true;
+    } else {
+        return false;
+    }
+    return true;
+}
+
+smtp::client_options server_options::finish() const
+{
+    auto opts = opts_;
+    if (!url_)
+        throw failure(ex_usage, "--server is required");
+    opts.host = url_->host;
+    opts.port = url_->port;
+    if (url_->implicit_tls)
+        opts.tls.mode = smtp::tls_mode::implicit;
+    else if (tls_mode_)
+        opts.tls.mode = *tls_mode_ == "none"            ? smtp::tls_mode::none
+                        : *tls_mode_ == "opportunistic" ? smtp::tls_mode::opportunistic
+                                                        : smtp::tls_mode::required;
+    if (timeout_)
+        opts.timeouts.cap(std::chrono::seconds(*timeout_));
+    if ((password_ || token_) && !user_)
+        throw failure(ex_usage,
+                      "--password-env, --password-file and --oauth-token-env need --user");
+    if (user_) {
+        if (!password_ && !token_)
+            throw failure(ex_usage, "--user needs --password-env, --password-file or "
+                                    "--oauth-token-env (passwords never go on the command line)");
+        smtp::credentials c;
+        c.username = *user_;
+        c.password = password_.value_or("");
+        if (token_)
+            c.token_provider = [t = *token_](bool) {
+                return t;
+            };
+        c.allow_plaintext = allow_plain_;
+        if (auth_) {
+            std::string name = *auth_;
+            auto m = smtp::auth_mechanism_from_name(name);
+            if (!m)
+                throw failure(ex_usage, "--auth: expected plain, login, cram-md5, "
+                                        "scram-sha-256, xoauth2 or oauthbearer");
+            c.mechanism = *m;
+        }
+        opts.auth = std::move(c);
+    } else if (auth_) {
+        throw failure(ex_usage, "--auth needs --user");
+    }
+    if (verbose_) {
+        opts.log.level = log_level::trace;
+        opts.log.sink = [](log_level, std::string_view line) {
+            std::fprintf(stderr, "%.*s\n", static_cast<int>(line.size()), line.data());
+        };
+    } else {
+        opts.log.level = log_level::off;
+    }
+
+    return opts;
+}
+
+const char* server_options::usage()
+{
+    return "  --server URL           smtp://host[:port] (default 587, STARTTLS per --tls) or\n"
+           "                         smtps://host[:port] (default 465)\n"
+           "  --tls MODE             required (default) | opportunistic | none\n"
+           "  --ca-file FILE         PEM trust anchors instead of the system store\n"
+           "  --tls-name NAME        name to verify and send as SNI (default: the URL's host)\n"
+           "  --user NAME            with --password-env VAR or --password-file FILE, or\n"
+           "                         --oauth-token-env VAR for XOAUTH2/OAUTHBEARER\n"
+           "  --auth MECH            plain | login | cram-md5 | scram-sha-256 | xoauth2 | "
+           "oauthbearer\n"
+           "  --allow-plaintext-auth permit AUTH without TLS\n"
+           "  --helo NAME            EHLO name\n"
+           "  --timeout SECONDS      upper bound for every per-phase timeout_\n"
+           "  -v                     transcript on stderr, secrets redacted\n";
+}
+
+} // namespace mailroom::cli
