@@ -74,6 +74,12 @@ public:
         case error::invalid_limit: return "invalid rate limit options";
         case error::cost_exceeds_burst: return "cost exceeds what a rate limit bucket can hold";
         case error::limit_wait_too_long: return "the wait for the rate limiter would be too long";
+        case error::invalid_pool_options: return "invalid connection pool options";
+        case error::checkout_timeout: return "timed out waiting for a pooled connection";
+        case error::pool_closed: return "the connection pool is closed";
+        case error::invalid_mailer_options: return "invalid mailer options";
+        case error::unknown_provider: return "no provider by that name";
+        case error::no_route: return "no provider for the sender's domain";
         }
         return "unknown mailroom error";
     }
@@ -128,6 +134,9 @@ public:
         // over the server's SIZE; a wait that would be too long may fit later.
         case error::cost_exceeds_burst: return make_error_condition(condition::permanent);
         case error::limit_wait_too_long: return make_error_condition(condition::transient);
+        // A pool that closes is shutting down; the message may go later or through another.
+        case error::pool_closed: return make_error_condition(condition::transient);
+        case error::checkout_timeout: return make_error_condition(condition::timeout);
         default: return make_error_condition(condition::invalid_input);
         }
     }

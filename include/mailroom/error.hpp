@@ -94,6 +94,14 @@ enum class error {
     invalid_limit,       ///< limiter options out of range: a zero rate, period or burst, ...
     cost_exceeds_burst,  ///< an acquisition costs more than a bucket can ever hold
     limit_wait_too_long, ///< the wait for the limiter would be longer than allowed
+
+    // Connection pool (mailroom::pool) and mailer.
+    invalid_pool_options,   ///< pool options out of range: no connections, a zero timeout, ...
+    checkout_timeout,       ///< no connection became free within the pool's checkout timeout
+    pool_closed,            ///< the pool is draining or closed: it takes no new checkouts
+    invalid_mailer_options, ///< no providers, two with one name, a default that isn't there, ...
+    unknown_provider,       ///< a send names a provider the mailer doesn't have
+    no_route,               ///< no provider for the sender's domain, and no default
 };
 
 /// The category of `mailroom::error`.

@@ -5,6 +5,7 @@
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
+#include "detail/completion.hpp"
 #include "smtp/asio.hpp"
 #include "smtp/auth_exchange.hpp"
 #include "smtp/command.hpp"
@@ -26,6 +27,8 @@ using asio::awaitable;
 using tcp = asio::ip::tcp;
 using duration = timeouts::duration;
 
+using mailroom::detail::post_completion;
+
 namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
@@ -35,38 +38,6 @@ constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 constexpr std::size_t write_block = 64 * 1024;
 
 std::atomic<std::uint64_t> connection_counter{0};
-
-// take_handler: any_completion_handler's move assignment in Asio 1.26 passes its argument on as
-// an lvalue, which selects the type-erasing constructor again, without end (fixed in later
-// Asio). Handlers here are only ever move-constructed or swapped.
-//
-// A completion ready to run: the handler and its arguments, run on the handler's associated
-// executor. (asio::append can't wrap an any_completion_handler in Asio 1.26: the lvalue it
-// passes on selects the type-erasing constructor again, without end.)
-template <class Sig, class... Args> struct ready_completion {
-    asio::any_completion_handler<Sig> handler;
-    std::tuple<Args...> args;
-    asio::any_completion_executor executor;
-
-    using executor_type = asio::any_completion_executor;
-    executor_type get_executor() const noexcept { return executor; }
-
-    void operator()()
-    {
-        std::apply([this](auto&&... a) { std::move(handler)(std::move(a)...); }, std::move(args));
-    }
-};
-
-// Posts `h(args...)`: never inside the call that completes it, and on the handler's own
-// associated executor (`ex` when it has none).
-template <class Sig, class... Args>
-void post_completion(const asio::any_io_executor& ex, asio::any_completion_handler<Sig> h,
-                     Args... args)
-{
-    auto hex = asio::get_associated_executor(h, ex);
-    asio::post(ex,
-               ready_completion<Sig, Args...>{std::move(h), {std::move(args)...}, std::move(hex)});
-}
 
 } // namespace
 
@@ -757,6 +728,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
         }
         if (verdict.k == verdict_kind::closing) {
             broken("421 from the server");
+            rep.refusal = *verdict.cause;
             finish(make_error_code(*verdict.cause), verdict.step, verdict.cause->to_string());
             co_return;
         }
@@ -787,6 +759,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 }
             }
             rep.outcome = outcome::failed;
+            rep.refusal = *verdict.cause;
             finish(ec, step, text);
             co_return;
         }
@@ -880,6 +853,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
             broken("421 from the server");
         if (final_r.code / 100 != 2) {
             rep.outcome = outcome::failed;
+            rep.refusal = final_r;
             finish(make_error_code(final_r), "final reply", final_r.to_string());
             co_return;
         }
@@ -1027,14 +1001,14 @@ void client::initiate_send(std::shared_ptr<impl> i, mime::message m, send_option
     o->options = std::move(so);
     o->report.message_id = o->msg->message_id();
     if (i->st != impl::state::open) {
-        o->send_handler.swap(h); // not operator=: see take_handler
+        o->send_handler.swap(h); // not operator=: see detail/completion.hpp
         o->report.diag = {"send", "the client is not connected"};
         i->queue.push_back(o);
         i->complete(o, make_error_code(error::not_connected));
         return;
     }
     i->watch_cancellation(h, o);
-    o->send_handler.swap(h); // not operator=: see take_handler
+    o->send_handler.swap(h); // not operator=: see detail/completion.hpp
     i->queue.push_back(std::move(o));
     i->start_pump();
 }
@@ -1047,13 +1021,13 @@ void client::initiate_simple(std::shared_ptr<impl> i, command c,
            : c == command::rset ? impl::op::kind::rset
                                 : impl::op::kind::quit;
     if (i->st != impl::state::open) {
-        o->simple_handler.swap(h); // not operator=: see take_handler
+        o->simple_handler.swap(h); // not operator=: see detail/completion.hpp
         i->queue.push_back(o);
         i->complete(o, make_error_code(error::not_connected));
         return;
     }
     i->watch_cancellation(h, o);
-    o->simple_handler.swap(h); // not operator=: see take_handler
+    o->simple_handler.swap(h); // not operator=: see detail/completion.hpp
     i->queue.push_back(std::move(o));
     i->start_pump();
 }

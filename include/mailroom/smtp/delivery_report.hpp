@@ -31,6 +31,9 @@ struct delivery_report {
     std::vector<recipient_status> recipients; ///< in envelope order
     /// The reply after the message data: the one that decides delivery.
     std::optional<reply> final_reply;
+    /// For a failed outcome the server decided: the reply that refused the message (to MAIL,
+    /// the worst RCPT refusal, DATA, the final reply, or a 421 to any of them).
+    std::optional<reply> refusal;
     /// The server's queue id, where its final reply names one ("queued as 4Q1x2...").
     std::string queue_id;
     smtp::outcome outcome = smtp::outcome::failed;
