@@ -1,0 +1,101 @@
+// mailroom::limit::limiter: one provider's rate limiter for coroutines (Asio).
+#pragma once
+
+#include <mailroom/config.hpp>
+#include <mailroom/error.hpp>
+#include <mailroom/limit/limiter_snapshot.hpp>
+#include <mailroom/limit/permit.hpp>
+#include <mailroom/limit/rate_limiter_options.hpp>
+#include <mailroom/limit/signal.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <cstdint>
+#include <memory>
+
+namespace mailroom::smtp {
+struct reply;
+}
+
+namespace mailroom::limit {
+
+namespace asio = boost::asio;
+
+/// The rate_limiter's decisions, driven by a clock and a timer: `co_await
+/// lim.async_acquire(cost)` returns a permit once every bucket holds `cost` tokens and the
+/// concurrency cap allows, strictly first come, first served.
+///
+///     limit::limiter lim(ex, {.buckets = {{.rate = 14, .burst = 20}}});
+///     auto p = co_await lim.async_acquire(1);   // take before MAIL FROM
+///     auto [ec, report] = co_await conn.async_send(m, asio::as_tuple(asio::deferred));
+///     lim.on_reply(...);                         // a "slow down" reply cuts the rate
+///     // p released when it goes out of scope
+///
+/// The limiter only decides when to go: it reads the steady clock when something happens and
+/// arms one timer for the next grant, so a thousand waiters cost one timer. Each provider gets
+/// its own limiter: one provider's backlog never delays another's.
+///
+/// Thread safety: every member function may be called from any thread; the state is guarded by
+/// a mutex held only for the bookkeeping, never while a handler runs. Handlers run on their
+/// own associated executor (the limiter's by default), never inside the call.
+/// Destroying the limiter completes every waiter with operation_aborted; permits still held
+/// stay valid (they keep its state alive).
+class MAILROOM_API limiter {
+public:
+    using executor_type = asio::any_io_executor;
+
+    /// Throws system_error(error::invalid_limit) with the field named, when `options` are out
+    /// of range (see rate_limiter::create).
+    limiter(executor_type ex, rate_limiter_options options);
+    limiter(limiter&&) noexcept;
+    limiter& operator=(limiter&&) noexcept;
+    ~limiter();
+
+    executor_type get_executor() const noexcept;
+    const rate_limiter_options& options() const noexcept;
+
+    /// Waits until `cost` tokens can be taken from every bucket, behind everyone who asked
+    /// earlier. Handler: void(error_code, permit).
+    ///
+    /// Errors: error::cost_exceeds_burst (could never be granted), error::limit_wait_too_long
+    /// (options().max_wait), operation_aborted (cancelled, or the limiter destroyed).
+    /// Cancellation: terminal, partial and total; a cancelled wait takes nothing, and the
+    /// waiters behind it move up. Emit the signal from the handler's executor.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, permit)) Token = asio::deferred_t>
+    auto async_acquire(std::uint64_t cost, Token&& token = {})
+    {
+        return asio::async_initiate<Token, void(error_code, permit)>(
+            [](auto handler, std::shared_ptr<detail::limiter_impl> i, std::uint64_t cost) {
+                initiate_acquire(std::move(i), cost, std::move(handler));
+            },
+            token, impl_, cost);
+    }
+
+    /// The cost of a message with `recipients` envelope recipients (options().charge_by).
+    std::uint64_t cost_for(std::size_t recipients) const noexcept;
+
+    /// Feeds a server reply to the adaptive rate (limit::classify): a "slow down" cuts the rate
+    /// and the concurrency cap, a "quota exhausted" pauses the provider. Returns the signal.
+    signal on_reply(const smtp::reply& r);
+    void on_signal(signal s);
+    /// Ends a quota pause now.
+    void resume();
+
+    /// Completes every waiter with operation_aborted, and every later acquisition too.
+    /// Permits already granted stay valid.
+    void close() noexcept;
+
+    /// Counters and gauges now.
+    limiter_snapshot snapshot() const;
+
+private:
+    static void initiate_acquire(std::shared_ptr<detail::limiter_impl> i, std::uint64_t cost,
+                                 asio::any_completion_handler<void(error_code, permit)> h);
+
+    std::shared_ptr<detail::limiter_impl> impl_;
+};
+
+} // namespace mailroom::limit
