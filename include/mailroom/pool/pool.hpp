@@ -1,0 +1,109 @@
+// mailroom::pool::pool: warm SMTP connections to one endpoint, lent to sends.
+#pragma once
+
+#include <mailroom/config.hpp>
+#include <mailroom/error.hpp>
+#include <mailroom/pool/connection.hpp>
+#include <mailroom/pool/pool_options.hpp>
+#include <mailroom/pool/pool_snapshot.hpp>
+#include <mailroom/smtp/client_options.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <memory>
+#include <utility>
+
+namespace mailroom::pool {
+
+/// A pool of SMTP connections to one endpoint identity: the host, port, TLS settings and
+/// credentials of its smtp::client_options. Every connection in a pool is made with those same
+/// options, so a connection authenticated for one account is never lent for another: give each
+/// account its own pool.
+///
+///     pool::pool p(ex, server_options, {.max_connections = 8});
+///     auto conn = co_await p.async_acquire();
+///     auto [ec, report] = co_await conn.async_send(m, {}, asio::as_tuple(asio::deferred));
+///     // conn goes back to the pool here
+///
+/// Connections open on demand (up to max_connections, min_idle kept warm), are reused until
+/// they break, grow old, reach their message limit or sit idle too long, and get a NOOP before
+/// reuse after sitting idle, so a server that dropped an idle connection costs a reconnect, not
+/// a failed send. Failed connects back off (pool_options::reconnect); connect attempts never
+/// exceed max_connections.
+///
+/// Thread safety: member functions may be called from any thread. All of the pool's work, its
+/// connections' I/O included, runs on one strand of the executor given (the executor itself
+/// if it is already a strand), so a multi-threaded io_context is safe. Handlers run on their
+/// own associated executor, never inside the call. Destroying the pool closes every connection
+/// and completes waiting checkouts with operation_aborted; lent connections stay valid objects
+/// but are closed.
+class MAILROOM_API pool {
+public:
+    using executor_type = asio::any_io_executor;
+
+    /// Throws system_error(error::invalid_pool_options) when `options` are out of range.
+    pool(executor_type ex, smtp::client_options server, pool_options options = {});
+    pool(pool&&) noexcept;
+    pool& operator=(pool&&) noexcept;
+    ~pool();
+
+    /// The strand the pool runs on.
+    executor_type get_executor() const noexcept;
+    const smtp::client_options& server() const noexcept;
+    const pool_options& options() const noexcept;
+
+    /// Waits for a connection, first come first served. Handler: void(error_code, connection).
+    ///
+    /// Errors: error::checkout_timeout (pool_options::checkout_timeout), error::pool_closed
+    /// (draining or closed), operation_aborted, and a failed connect's own error when no
+    /// connection can be made: the server's refusal, a TLS or authentication failure (every
+    /// waiter gets a permanent one at once; a transient one goes to the oldest waiter while
+    /// no connection is open, the others wait for the next attempt).
+    /// Cancellation: terminal, partial and total; a cancelled wait takes nothing.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, connection))
+                  Token = asio::deferred_t>
+    auto async_acquire(Token&& token = {})
+    {
+        return asio::async_initiate<Token, void(error_code, connection)>(
+            [](auto handler, std::shared_ptr<detail::pool_impl> i) {
+                initiate_acquire(std::move(i), std::move(handler));
+            },
+            token, impl_);
+    }
+
+    /// Graceful shutdown: new checkouts fail with error::pool_closed; waiting ones are still
+    /// served; once every connection is back, each says QUIT. Handler: void(error_code), when
+    /// the last connection is closed.
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+    auto async_drain(Token&& token = {})
+    {
+        return asio::async_initiate<Token, void(error_code)>(
+            [](auto handler, std::shared_ptr<detail::pool_impl> i) {
+                initiate_drain(std::move(i), std::move(handler));
+            },
+            token, impl_);
+    }
+
+    /// Closes every connection now; waiting checkouts complete with operation_aborted.
+    void close() noexcept;
+
+    /// Gauges and counters now.
+    pool_snapshot snapshot() const noexcept;
+
+    /// Why the last connect failed (error_code empty if none did), with the client's
+    /// diagnostics. Safe from any thread.
+    std::pair<error_code, diagnostics> last_connect_error() const;
+
+private:
+    static void initiate_acquire(std::shared_ptr<detail::pool_impl> i,
+                                 asio::any_completion_handler<void(error_code, connection)> h);
+    static void initiate_drain(std::shared_ptr<detail::pool_impl> i,
+                               asio::any_completion_handler<void(error_code)> h);
+
+    std::shared_ptr<detail::pool_impl> impl_;
+};
+
+} // namespace mailroom::pool

@@ -1,0 +1,45 @@
+// mailroom::pool::pool_options: how many connections a pool keeps, and for how long.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+
+namespace mailroom::pool {
+
+using duration = std::chrono::steady_clock::duration;
+
+/// Reconnecting after failed connects: the n-th consecutive failure waits a random time in
+/// [d/2, d] where d = min(max, initial × 2^(n-1)) ("equal jitter"), so a thousand waiting
+/// sends don't reconnect in lock-step. A successful connect resets n.
+struct backoff_options {
+    duration initial = std::chrono::milliseconds(250); ///< > 0
+    duration max = std::chrono::seconds(30);           ///< ≥ initial
+};
+
+struct pool_options {
+    /// Connections open or opening at once, ≥ 1. Also bounds concurrent connect attempts.
+    std::size_t max_connections = 4;
+    /// Connections kept open while nothing is sent (warm-up), ≤ max_connections.
+    std::size_t min_idle = 0;
+    /// Sends that may share one connection at a time when its server offers PIPELINING
+    /// (RFC 2920): the next message's envelope then rides behind the previous final dot. 1: one
+    /// send per connection at a time. Servers without PIPELINING always get 1.
+    std::size_t pipeline_depth = 4;
+    /// A connection is retired (QUIT) after this many messages; 0: no limit. Many providers
+    /// cap messages per connection (Exchange Online, Gmail: about 100).
+    std::size_t max_messages_per_connection = 0;
+    /// An unused connection is closed (QUIT) after this long. Below the usual server limits
+    /// (Postfix smtpd_timeout 300 s, Exchange 10 min, RFC 5321 §4.5.3.2 5 min).
+    duration idle_timeout = std::chrono::seconds(60);
+    /// A connection is retired once this old (credentials and DNS may change). 0: no limit.
+    duration max_age = std::chrono::minutes(30);
+    /// A connection unused for this long gets a NOOP before it is handed out; if the server
+    /// closed it meanwhile, a new one is opened instead, and nobody sees a failure.
+    /// duration::max(): never probe.
+    duration probe_after_idle = std::chrono::seconds(5);
+    /// How long async_acquire waits for a connection before error::checkout_timeout, > 0.
+    duration checkout_timeout = std::chrono::seconds(60);
+    backoff_options reconnect{};
+};
+
+} // namespace mailroom::pool

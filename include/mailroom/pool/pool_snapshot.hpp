@@ -1,0 +1,30 @@
+// mailroom::pool::pool_snapshot: a connection pool's gauges and counters at one instant.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mailroom::pool {
+
+/// What a pool holds and has done, for a service to export as metrics.
+struct pool_snapshot {
+    // Gauges.
+    std::size_t open = 0;       ///< connections open (in use or idle)
+    std::size_t in_use = 0;     ///< of those, lent to at least one send
+    std::size_t idle = 0;       ///< of those, lent to none
+    std::size_t connecting = 0; ///< connect attempts under way
+    std::size_t waiters = 0;    ///< checkouts waiting for a connection
+    std::size_t leases = 0;     ///< checkouts holding a connection (pipelined ones count each)
+
+    // Counters since the pool was made.
+    std::uint64_t connects = 0;         ///< connections opened
+    std::uint64_t connect_failures = 0; ///< connect attempts that failed
+    std::uint64_t checkouts = 0;        ///< connections handed out
+    std::uint64_t checkout_timeouts = 0;
+    std::uint64_t probes = 0;    ///< NOOPs sent to connections that sat idle
+    std::uint64_t stale = 0;     ///< of those, connections the server had dropped
+    std::uint64_t discarded = 0; ///< connections closed after an error, timeout or 421
+    std::uint64_t retired = 0;   ///< closed for age, message count or idleness
+};
+
+} // namespace mailroom::pool
