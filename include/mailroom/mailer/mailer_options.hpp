@@ -1,0 +1,64 @@
+// mailroom::mailer_options: the providers a mailer sends through, and how it retries.
+#pragma once
+
+#include <mailroom/limit/rate_limiter_options.hpp>
+#include <mailroom/logger.hpp>
+#include <mailroom/pool/pool_options.hpp>
+#include <mailroom/smtp/client_options.hpp>
+#include <mailroom/smtp/send_options.hpp>
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace mailroom {
+
+/// One way out: a submission server and an account on it, with its own pool and limits.
+struct provider_options {
+    /// Unique; names the provider in routing, reports, metrics and logs.
+    std::string name;
+    /// Endpoint and credentials. The pool's connections all use these.
+    smtp::client_options server;
+    pool::pool_options pool{};
+    /// The provider's quotas. No buckets and no max_in_flight: no limiter at all.
+    limit::rate_limiter_options limits{};
+    /// Mail whose sender (MAIL FROM) is in one of these domains goes here. "example.com"
+    /// matches that domain only; "*.example.com" its subdomains too. Case-insensitive.
+    std::vector<std::string> sender_domains{};
+};
+
+/// Retrying failures that happened before the final dot, on a fresh or other connection:
+/// transient replies (4xx), lost connections, timeouts, failed connects. Waits grow as
+/// min(max_backoff, initial_backoff × 2^(n-1)) with equal jitter (a random point in [d/2, d]).
+struct retry_options {
+    /// Attempts in all, ≥ 1 (1: never retry).
+    unsigned max_attempts = 3;
+    std::chrono::steady_clock::duration initial_backoff = std::chrono::milliseconds(500);
+    std::chrono::steady_clock::duration max_backoff = std::chrono::seconds(30);
+    /// No attempt starts after this long from the call (limiter and pool waits included).
+    std::chrono::steady_clock::duration deadline = std::chrono::minutes(10);
+    /// Retry an `unknown` outcome (the reply to the final dot never came): the recipients may
+    /// then get the message twice. Off by default (RFC 5321 §4.5.3.2, §6.1); the Message-ID is
+    /// the same on every attempt, so receivers can tell.
+    bool retry_unknown = false;
+};
+
+struct mailer_options {
+    std::vector<provider_options> providers;
+    /// Where mail goes that no provider's sender_domains match. Empty: the first provider.
+    std::string default_provider{};
+    retry_options retry{};
+    logger log{};
+};
+
+/// Per-call choices for mailer::async_send.
+struct send_request {
+    /// Send through this provider, whatever the routing says. Empty: route by sender.
+    std::string provider{};
+    smtp::send_options smtp{};
+    /// Overrides mailer_options::retry for this send.
+    std::optional<retry_options> retry{};
+};
+
+} // namespace mailroom
