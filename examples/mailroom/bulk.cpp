@@ -1,0 +1,393 @@
+// mailroom bulk: send many messages through a mailer (pool + rate limiter), with a progress
+// bar on a terminal and a summary: a load generator, and the demo of what the library is for.
+
+#include "cli.hpp"
+
+#include <mailroom/mailer/mailer.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <map>
+
+namespace mailroom::cli {
+
+namespace {
+
+namespace asio = boost::asio;
+using clock = std::chrono::steady_clock;
+
+std::uint64_t parse_count(const std::string& flag, const std::string& v, std::uint64_t min,
+                          std::uint64_t max)
+{
+    char* end = nullptr;
+    errno = 0;
+    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
+    if (v.empty() || *end || errno || v[0] == '-' || n < min || n > max)
+        throw failure(ex_usage, flag + ": expected a whole number from " + std::to_string(min) +
+                                    " to " + std::to_string(max));
+    return n;
+}
+
+// "R/s", "R/m", "R/h", "R/d".
+limit::bucket_options parse_rate(const std::string& v)
+{
+    const auto slash = v.find('/');
+    if (slash == std::string::npos || slash + 2 != v.size())
+        throw failure(ex_usage, "--rate: expected R/s, R/m, R/h or R/d, got '" + v + "'");
+    limit::bucket_options b;
+    b.rate = parse_count("--rate", v.substr(0, slash), 1, 1'000'000'000);
+    switch (v[slash + 1]) {
+    case 's': b.per = std::chrono::seconds(1); break;
+    case 'm': b.per = std::chrono::minutes(1); break;
+    case 'h': b.per = std::chrono::hours(1); break;
+    case 'd': b.per = std::chrono::hours(24); break;
+    default: throw failure(ex_usage, "--rate: the unit is s, m, h or d, got '" + v + "'");
+    }
+    return b;
+}
+
+// A text body that makes the whole message about `size` octets: 76-character lines of
+// printable ASCII, so it goes as 7bit with no encoding work.
+std::string filler(std::size_t size)
+{
+    constexpr std::size_t overhead = 420; // headers the builder writes, about
+    const std::size_t want = size > overhead ? size - overhead : 64;
+    std::string body;
+    body.reserve(want + 80);
+    std::size_t line = 0;
+    while (body.size() < want) {
+        for (std::size_t i = 0; i < 75 && body.size() < want; ++i)
+            body += static_cast<char>('a' + (line + i) % 26);
+        body += '\n';
+        ++line;
+    }
+    return body;
+}
+
+std::string with_tag(const mailroom::address& a, std::size_t n)
+{
+    if (n == 0)
+        return a.str();
+    return a.local_part() + "+" + std::to_string(n) + "@" + a.domain_ascii();
+}
+
+double seconds(clock::duration d)
+{
+    return std::chrono::duration<double>(d).count();
+}
+double millis(clock::duration d)
+{
+    return std::chrono::duration<double, std::milli>(d).count();
+}
+
+std::string hms(double s)
+{
+    if (!std::isfinite(s) || s < 0)
+        return "--:--";
+    const auto t = static_cast<long>(s + 0.5);
+    char buf[32];
+    if (t >= 3600)
+        std::snprintf(buf, sizeof buf, "%ld:%02ld:%02ld", t / 3600, t / 60 % 60, t % 60);
+    else
+        std::snprintf(buf, sizeof buf, "%ld:%02ld", t / 60, t % 60);
+    return buf;
+}
+
+struct run_state {
+    std::uint64_t count = 0;
+    std::uint64_t next = 0; // the next message to start
+    std::uint64_t done = 0, delivered = 0, partial = 0, failed = 0, unknown = 0;
+    latency_histogram latency;
+    std::map<std::string, std::uint64_t> errors; // error text → count
+    error_code first_error;
+    std::string first_detail;
+    clock::time_point start, end;
+    bool finished = false;
+};
+
+void draw_progress(const run_state& st, bool final)
+{
+    const double elapsed = seconds(clock::now() - st.start);
+    const double rate = elapsed > 0 ? static_cast<double>(st.done) / elapsed : 0;
+    const double frac = st.count ? static_cast<double>(st.done) / static_cast<double>(st.count) : 1;
+    constexpr int width = 30;
+    const int filled = static_cast<int>(frac * width);
+    std::string bar(static_cast<std::size_t>(filled), '#');
+    bar.append(static_cast<std::size_t>(width - filled), '.');
+    const double eta = rate > 0 ? static_cast<double>(st.count - st.done) / rate : NAN;
+    std::fprintf(stderr, "\r[%s] %3.0f%%  %llu/%llu  %.0f msg/s  %s %s  failed %llu \x1b[K",
+                 bar.c_str(), frac * 100, static_cast<unsigned long long>(st.done),
+                 static_cast<unsigned long long>(st.count), rate, final ? "took" : "ETA",
+                 hms(final ? elapsed : eta).c_str(), static_cast<unsigned long long>(st.failed));
+    if (final)
+        std::fputc('\n', stderr);
+    std::fflush(stderr);
+}
+
+} // namespace
+
+int bulk_main(std::span<char*> argv)
+{
+    arg_reader args(argv);
+    server_options server;
+    std::optional<std::uint64_t> count;
+    std::uint64_t connections = 4, recipients = 1, size = 2048, pipeline = 4;
+    std::optional<std::uint64_t> concurrency, burst;
+    std::vector<limit::bucket_options> rates;
+    std::string from_text = "sender@example.com", to_text = "rcpt@example.net";
+    std::optional<std::string> eml;
+    bool json = false;
+    std::string progress = "auto";
+    for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
+        if (flag == "--help" || flag == "-h") {
+            std::printf("%s", bulk_usage());
+            return ex_ok;
+        }
+        if (server.take(flag, args))
+            continue;
+        const std::string f(flag);
+        if (flag == "--count")
+            count = parse_count(f, args.value(), 1, 1'000'000'000);
+        else if (flag == "--connections")
+            connections = parse_count(f, args.value(), 1, 10'000);
+        else if (flag == "--concurrency")
+            concurrency = parse_count(f, args.value(), 1, 1'000'000);
+        else if (flag == "--pipeline-depth")
+            pipeline = parse_count(f, args.value(), 1, 64);
+        else if (flag == "--rate")
+            rates.push_back(parse_rate(args.value()));
+        else if (flag == "--burst")
+            burst = parse_count(f, args.value(), 1, 1'000'000'000);
+        else if (flag == "--size")
+            size = parse_count(f, args.value(), 1, 512ull << 20);
+        else if (flag == "--recipients")
+            recipients = parse_count(f, args.value(), 1, 1000);
+        else if (flag == "--from")
+            from_text = args.value();
+        else if (flag == "--to")
+            to_text = args.value();
+        else if (flag == "--eml")
+            eml = args.value();
+        else if (flag == "--json")
+            json = true;
+        else if (flag == "--progress") {
+            progress = args.value();
+            if (progress != "auto" && progress != "always" && progress != "never")
+                throw failure(ex_usage, "--progress: expected auto, always or never");
+        } else
+            throw failure(ex_usage, "bulk: unknown option " + f);
+    }
+    if (!count)
+        throw failure(ex_usage, "--count is required");
+    smtp::client_options opts = server.finish();
+    const std::uint64_t in_flight = concurrency.value_or(connections * pipeline);
+    for (auto& b : rates)
+        b.burst = burst.value_or(b.rate);
+    if (burst && rates.empty())
+        throw failure(ex_usage, "--burst needs --rate");
+
+    auto from = mailroom::address::parse(from_text);
+    if (!from)
+        throw failure(ex_dataerr, "--from: not an address: '" + from_text + "'");
+    auto to = mailroom::address::parse(to_text);
+    if (!to)
+        throw failure(ex_dataerr, "--to: not an address: '" + to_text + "'");
+    mailroom::envelope env;
+    env.from = *from;
+    for (std::uint64_t r = 0; r < recipients; ++r)
+        if (auto a = mailroom::address::parse(with_tag(*to, r)))
+            env.recipients.push_back(*a);
+
+    // --eml: one message, sent `count` times (same Message-ID). Otherwise each message is
+    // composed here, with its own Message-ID.
+    std::optional<mime::message> fixed;
+    if (eml) {
+        message_options none;
+        fixed = none.build_from_eml(*eml).with_envelope(env);
+    }
+    const std::string body = eml ? std::string() : filler(size);
+
+    mailer_options mo;
+    provider_options po;
+    po.name = "bulk";
+    po.server = std::move(opts);
+    po.pool.max_connections = connections;
+    po.pool.pipeline_depth = pipeline;
+    po.pool.checkout_timeout = std::chrono::minutes(5);
+    po.limits.buckets = rates;
+    mo.providers.push_back(std::move(po));
+    mo.retry.max_attempts = 3;
+
+    asio::io_context io(1);
+    mailer m(io.get_executor(), std::move(mo));
+    run_state st;
+    st.count = *count;
+    const bool show = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
+
+    auto make = [&](std::uint64_t i) -> mime::message {
+        if (fixed)
+            return *fixed;
+        mime::message_builder b;
+        b.from(mailbox(*from))
+            .subject("mailroom bulk " + std::to_string(i + 1) + " of " + std::to_string(st.count));
+        b.to(mailbox(env.recipients.front()));
+        b.text(body);
+        diagnostics d;
+        auto built = b.build(d);
+        if (!built)
+            throw failure(ex_dataerr, "bulk: " + built.error().message() + ": " + d.to_string());
+        return built->with_envelope(env);
+    };
+
+    std::uint64_t workers = std::min<std::uint64_t>(in_flight, st.count);
+    std::uint64_t running = workers;
+    asio::steady_timer ticker(io);
+    st.start = clock::now();
+    for (std::uint64_t w = 0; w < workers; ++w) {
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                while (st.next < st.count) {
+                    const auto i = st.next++;
+                    mime::message msg = make(i);
+                    auto [ec, rep] =
+                        co_await m.async_send(std::move(msg), asio::as_tuple(asio::use_awaitable));
+                    ++st.done;
+                    st.latency.record(rep.time.total);
+                    if (!ec && rep.delivery.outcome == smtp::outcome::delivered)
+                        ++st.delivered;
+                    else if (!ec && rep.delivery.outcome == smtp::outcome::partial)
+                        ++st.partial;
+                    else if (rep.delivery.outcome == smtp::outcome::unknown)
+                        ++st.unknown;
+                    else
+                        ++st.failed;
+                    if (ec) {
+                        ++st.errors[ec.message()];
+                        if (!st.first_error) {
+                            st.first_error = ec;
+                            st.first_detail = rep.delivery.diag.to_string();
+                        }
+                    }
+                }
+                if (--running == 0) {
+                    st.end = clock::now();
+                    st.finished = true;
+                    ticker.cancel();
+                    co_await m.async_shutdown(asio::as_tuple(asio::use_awaitable));
+                }
+            },
+            asio::detached);
+    }
+    if (show) {
+        asio::co_spawn(
+            io,
+            [&]() -> asio::awaitable<void> {
+                while (!st.finished) {
+                    draw_progress(st, false);
+                    ticker.expires_after(std::chrono::milliseconds(200));
+                    co_await ticker.async_wait(asio::as_tuple(asio::use_awaitable));
+                }
+                draw_progress(st, true);
+            },
+            asio::detached);
+    }
+    io.run();
+
+    const auto snap = m.snapshot();
+    rusage ru{};
+    getrusage(RUSAGE_SELF, &ru);
+    const double user = static_cast<double>(ru.ru_utime.tv_sec) + ru.ru_utime.tv_usec / 1e6;
+    const double sys = static_cast<double>(ru.ru_stime.tv_sec) + ru.ru_stime.tv_usec / 1e6;
+    const double wall = seconds(st.end - st.start);
+    const double rate = wall > 0 ? static_cast<double>(st.done) / wall : 0;
+    const std::uint64_t sent = st.delivered + st.partial;
+    const auto& pv = snap.providers.front();
+
+    if (json) {
+        std::string j = "{\"sent\":" + std::to_string(sent);
+        j += ",\"delivered\":" + std::to_string(st.delivered);
+        j += ",\"partial\":" + std::to_string(st.partial);
+        j += ",\"failed\":" + std::to_string(st.failed);
+        j += ",\"unknown\":" + std::to_string(st.unknown);
+        char buf[512];
+        std::snprintf(buf, sizeof buf,
+                      ",\"seconds\":%.6f,\"messages_per_second\":%.1f,"
+                      "\"latency_ms\":{\"p50\":%.3f,\"p99\":%.3f,\"max\":%.3f},"
+                      "\"cpu_seconds\":%.6f,\"cpu_user_seconds\":%.6f,\"cpu_system_seconds\":%.6f,"
+                      "\"peak_rss_kib\":%ld",
+                      wall, rate, millis(st.latency.percentile(0.5)),
+                      millis(st.latency.percentile(0.99)), millis(st.latency.max()), user + sys,
+                      user, sys, ru.ru_maxrss);
+        j += buf;
+        j += ",\"connections_opened\":" + std::to_string(pv.pool.connects);
+        j += ",\"retries\":" + std::to_string(pv.retries);
+        j += ",\"errors\":{";
+        bool first = true;
+        for (auto& [text, n] : st.errors) {
+            j += (first ? "" : ",") + json_string(text) + ":" + std::to_string(n);
+            first = false;
+        }
+        j += "}}";
+        std::printf("%s\n", j.c_str());
+    } else {
+        std::printf("sent %llu, failed %llu, unknown %llu of %llu in %.2f s: %.0f messages/s\n",
+                    static_cast<unsigned long long>(sent),
+                    static_cast<unsigned long long>(st.failed),
+                    static_cast<unsigned long long>(st.unknown),
+                    static_cast<unsigned long long>(st.count), wall, rate);
+        std::printf("latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+                    millis(st.latency.percentile(0.5)), millis(st.latency.percentile(0.99)),
+                    millis(st.latency.max()));
+        std::printf("cpu %.2f s (user %.2f, system %.2f), peak memory %.1f MiB\n", user + sys, user,
+                    sys, static_cast<double>(ru.ru_maxrss) / 1024.0);
+        std::printf("connections opened %llu, retries %llu\n",
+                    static_cast<unsigned long long>(pv.pool.connects),
+                    static_cast<unsigned long long>(pv.retries));
+        for (auto& [text, n] : st.errors)
+            std::printf("  %llu x %s\n", static_cast<unsigned long long>(n), text.c_str());
+    }
+    if (st.first_error) {
+        if (!json)
+            std::fprintf(stderr, "mailroom: bulk: first failure: %s%s%s\n",
+                         st.first_error.message().c_str(), st.first_detail.empty() ? "" : ": ",
+                         st.first_detail.c_str());
+        return exit_for(st.first_error);
+    }
+    return st.partial ? ex_tempfail : ex_ok;
+}
+
+const char* bulk_usage()
+{
+    static const std::string text =
+        std::string("usage: mailroom bulk --server URL --count N [options]\n"
+                    "sends N messages through a mailer (connection pool + rate limiter)\n") +
+        server_options::usage() +
+        "  --count N              messages to send (required)\n"
+        "  --connections K        connections in the pool (default 4)\n"
+        "  --pipeline-depth D     sends sharing a pipelining connection (default 4)\n"
+        "  --concurrency C        sends in flight at most (default K x D)\n"
+        "  --rate R/s|R/m|R/h|R/d a rate limit; repeat for several buckets at once\n"
+        "  --burst B              depth of each rate bucket (default: its R)\n"
+        "  --size BYTES           size of each generated message, about (default 2048)\n"
+        "  --recipients R         recipients per message (default 1; rcpt+1@..., ...)\n"
+        "  --from ADDR            sender (default sender@example.com)\n"
+        "  --to ADDR              recipient (default rcpt@example.net)\n"
+        "  --eml FILE             send this message every time instead of composing\n"
+        "  --json                 the summary as JSON on stdout\n"
+        "  --progress WHEN        auto (default: on a terminal) | always | never\n";
+    return text.c_str();
+}
+
+} // namespace mailroom::cli
