@@ -147,7 +147,7 @@ int bulk_main(std::span<char*> argv)
     std::vector<limit::bucket_options> rates;
     std::string from_text = "sender@example.com", to_text = "rcpt@example.net";
     std::optional<std::string> eml;
-    bool json = false;
+    bool json = false, from_given = false, to_given = false;
     std::string progress = "auto";
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
         if (flag == "--help" || flag == "-h") {
@@ -174,9 +174,9 @@ int bulk_main(std::span<char*> argv)
         else if (flag == "--recipients")
             recipients = parse_count(f, args.value(), 1, 1000);
         else if (flag == "--from")
-            from_text = args.value();
+            from_text = args.value(), from_given = true;
         else if (flag == "--to")
-            to_text = args.value();
+            to_text = args.value(), to_given = true;
         else if (flag == "--eml")
             eml = args.value();
         else if (flag == "--json")
@@ -213,8 +213,15 @@ int bulk_main(std::span<char*> argv)
     // composed here, with its own Message-ID.
     std::optional<mime::message> fixed;
     if (eml) {
+        // The file's envelope (from its headers), with --from/--to where given.
         message_options none;
-        fixed = none.build_from_eml(*eml).with_envelope(env);
+        fixed = none.build_from_eml(*eml);
+        mailroom::envelope e = fixed->envelope();
+        if (from_given)
+            e.from = env.from;
+        if (to_given || recipients > 1)
+            e.recipients = env.recipients;
+        fixed = fixed->with_envelope(std::move(e));
     }
     const std::string body = eml ? std::string() : filler(size);
 
@@ -384,7 +391,8 @@ const char* bulk_usage()
         "  --recipients R         recipients per message (default 1; rcpt+1@..., ...)\n"
         "  --from ADDR            sender (default sender@example.com)\n"
         "  --to ADDR              recipient (default rcpt@example.net)\n"
-        "  --eml FILE             send this message every time instead of composing\n"
+        "  --eml FILE             send this message every time instead of composing; its\n"
+        "                         envelope comes from its headers unless --from/--to given\n"
         "  --json                 the summary as JSON on stdout\n"
         "  --progress WHEN        auto (default: on a terminal) | always | never\n";
     return text.c_str();

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Integration test of `mailroom send` against real SMTP servers.
+"""Integration test of `mailroom send` and `mailroom bulk` against real SMTP servers.
 
 Usage: send_test.py MAILROOM   (the path to the built `mailroom` tool; run with Debian's
                                 /usr/bin/python3, standard library only)
@@ -51,7 +51,7 @@ SERVER_START_TIMEOUT = 10
 RUN_TIMEOUT = 30  # per mailroom run; --timeout keeps the tool itself well under this
 
 # sysexits.h, as `mailroom send` documents them.
-EX_OK, EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 0, 69, 75, 76, 77
+EX_OK, EX_USAGE, EX_UNAVAILABLE, EX_TEMPFAIL, EX_PROTOCOL, EX_NOPERM = 0, 64, 69, 75, 76, 77
 
 MAILROOM = None  # set in main()
 TMP = None
@@ -895,6 +895,143 @@ def case_smtputf8(c):
     c.eq("recorded smtputf8", meta["smtputf8"], True)
 
 
+# ---- mailroom bulk ----------------------------------------------------------------------------
+
+def bulk(*args, env=None):
+    return mailroom("bulk", "--timeout", "10", "--progress", "never", *args, env=env)
+
+
+def message_ids(blobs):
+    ids = []
+    for b in blobs:
+        m = re.search(rb"^Message-ID: (<[^>]+>)", b, re.M | re.I)
+        ids.append(m.group(1) if m else None)
+    return ids
+
+
+def case_bulk_smtp_sink(c):
+    sink = SERVERS.sink()
+    before = len(sink.messages())
+    r = bulk("--server", url(sink.port), "--tls", "none", "--count", "300", "--connections", "4",
+             "--size", "3000", "--json")
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    j = r.json(c)
+    c.eq("sent", j.get("sent"), 300)
+    c.eq("failed, unknown", (j.get("failed"), j.get("unknown")), (0, 0))
+    c.check(1 <= j.get("connections_opened", 0) <= 4, f"connections: {j}")
+    msgs = sink.messages()[before:]
+    c.eq("messages at the sink", len(msgs), 300)
+    ids = message_ids(body for _, body in msgs)
+    c.check(None not in ids and len(set(ids)) == 300, "every message has its own Message-ID")
+    subjects = sorted(int(m.group(1)) for _, b in msgs
+                      if (m := re.search(rb"^Subject: mailroom bulk (\d+) of 300", b, re.M)))
+    c.eq("subjects 1..300, each once", subjects, list(range(1, 301)))
+    sizes = [len(b) for _, b in msgs]
+    c.check(all(2500 <= n <= 3500 for n in sizes), f"sizes about 3000: {min(sizes)}..{max(sizes)}")
+    for key in ("seconds", "messages_per_second", "cpu_seconds", "peak_rss_kib"):
+        c.check(isinstance(j.get(key), (int, float)) and j[key] > 0, f"{key}: {j.get(key)!r}")
+    lat = j.get("latency_ms", {})
+    c.check(0 < lat.get("p50", 0) <= lat.get("p99", 0) <= lat.get("max", 0),
+            f"latency p50 <= p99 <= max: {lat}")
+
+
+def case_bulk_starttls_auth(c):
+    srv = SERVERS.main()
+    before = srv.records()
+    r = bulk("--server", url(srv.port, host="localhost"), *tls_args(), *auth_args(),
+             "--count", "30", "--connections", "3", "--recipients", "2",
+             "--from", "bulk@example.org", "--to", "zoe@example.net", "--json",
+             env=secret_env())
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    c.eq("sent", r.json(c).get("sent"), 30)
+    new = [n for n in srv.records() if n not in before]
+    c.eq("recorded", len(new), 30)
+    got = [srv.recorded(n) for n in new]
+    c.check(all(meta["mail_from"] == "bulk@example.org" for _, meta in got), "MAIL FROM")
+    c.check(all(meta["rcpt_tos"] == ["zoe@example.net", "zoe+1@example.net"] for _, meta in got),
+            f"RCPT TOs: {got[0][1]['rcpt_tos']}")
+    ids = message_ids(eml for eml, _ in got)
+    c.check(None not in ids and len(set(ids)) == 30, "unique Message-IDs")
+    c.check(PASSWORD.encode() not in r.out + r.err, "the password never reaches the output")
+
+
+def case_bulk_eml(c):
+    srv = SERVERS.main()
+    path, data = compose_rich(c, "rich-bulk")
+    before = srv.records()
+    r = bulk("--server", url(srv.port, host="localhost"), *tls_args(), *auth_args(),
+             "--count", "5", "--connections", "2", "--eml", path, "--to", "carl@example.net",
+             env=secret_env())
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    new = [n for n in srv.records() if n not in before]
+    c.eq("recorded", len(new), 5)
+    # Bcc never reaches the recipients: the file's bytes are sent as they are, less Bcc.
+    for n in new:
+        eml, meta = srv.recorded(n)
+        c.eq("the message as composed", eml, data)
+        c.eq("envelope from --to", meta["rcpt_tos"], ["carl@example.net"])
+
+
+def case_bulk_rate_limit(c):
+    sink = SERVERS.sink()
+    r = bulk("--server", url(sink.port), "--tls", "none", "--count", "25", "--rate", "20/s",
+             "--burst", "5", "--json")
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    j = r.json(c)
+    c.eq("sent", j.get("sent"), 25)
+    # 5 at once, then 20 more at 20/s: at least a second (a lower bound only).
+    c.check(j.get("seconds", 0) >= 0.9, f"25 at 20/s burst 5 took {j.get('seconds')} s")
+
+
+def case_bulk_rejected(c):
+    srv = SERVERS.main()
+    r = bulk("--server", url(srv.port, host="localhost"), *tls_args(), *auth_args(),
+             "--count", "4", "--to", REJECTED[0], "--json", env=secret_env())
+    c.eq("exit status", r.rc, EX_UNAVAILABLE)
+    j = r.json(c)
+    c.eq("sent, failed", (j.get("sent"), j.get("failed")), (0, 4))
+    c.eq("retries (a 5xx is never retried)", j.get("retries"), 0)
+
+
+def case_bulk_closed_port(c):
+    s = socket.socket()
+    try:
+        s.bind((LOOPBACK, 0))
+        port = s.getsockname()[1]
+        r = bulk("--server", url(port), "--tls", "none", "--count", "2", "--connections", "1",
+                 "--json")
+    finally:
+        s.close()
+    c.eq("exit status", r.rc, EX_TEMPFAIL)
+    j = r.json(c)
+    c.eq("failed", j.get("failed"), 2)
+    c.check(j.get("retries", 0) >= 2, f"connection refused is retried: {j}")
+
+
+def case_bulk_progress(c):
+    sink = SERVERS.sink()
+    r = mailroom("bulk", "--server", url(sink.port), "--tls", "none", "--count", "50",
+                 "--progress", "always")
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    err = r.err.decode()
+    c.check("[" in err and "100%" in err and "50/50" in err, f"progress bar: {err[-300:]!r}")
+    c.check(re.search(r"^sent 50, failed 0, unknown 0 of 50 in [0-9.]+ s", r.out.decode(), re.M),
+            f"summary: {r.out!r}")
+    quiet = bulk("--server", url(sink.port), "--tls", "none", "--count", "5")
+    c.eq("--progress never: nothing on stderr", quiet.err, b"")
+
+
+def case_bulk_usage(c):
+    for args in (["--server", "smtp://127.0.0.1:1"],                      # no --count
+                 ["--server", "smtp://127.0.0.1:1", "--count", "0"],
+                 ["--server", "smtp://127.0.0.1:1", "--count", "1", "--rate", "5/x"],
+                 ["--server", "smtp://127.0.0.1:1", "--count", "1", "--burst", "3"],
+                 ["--count", "1"]):                                       # no --server
+        r = mailroom("bulk", *args)
+        c.eq(f"exit status for {args}", r.rc, EX_USAGE)
+        c.check(one_line(r), f"one line on stderr for {args}: {r.err!r}")
+
+
 CASES = [
     ("starttls-auth-plain", case_starttls_auth_plain),
     ("auth-login", case_auth_login),
@@ -918,6 +1055,14 @@ CASES = [
     ("verbose-redacts-secrets", case_verbose_redacts),
     ("eml-lf-only", case_eml_lf_only),
     ("smtputf8", case_smtputf8),
+    ("bulk-smtp-sink", case_bulk_smtp_sink),
+    ("bulk-starttls-auth", case_bulk_starttls_auth),
+    ("bulk-eml", case_bulk_eml),
+    ("bulk-rate-limit", case_bulk_rate_limit),
+    ("bulk-rejected", case_bulk_rejected),
+    ("bulk-closed-port", case_bulk_closed_port),
+    ("bulk-progress", case_bulk_progress),
+    ("bulk-usage", case_bulk_usage),
 ]
 
 
