@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The README's demo: installs what mailroom needs (Debian 12), builds it, composes a message
 # with the `mailroom` tool, shows how an independent parser (Python's email package) reads it
-# back, then submits it over SMTP to a local `mailroom sink` (127.0.0.1, a free port) that
-# stores it in a Maildir. (The pool, limiter and bulk sends come with the next pieces.)
+# back, submits it over SMTP to a local `mailroom sink` (127.0.0.1, a free port) that stores
+# it in a Maildir, and then sends a batch of generated messages to a sink with `mailroom bulk`:
+# through a mailer's connection pool and rate limiter, with a progress bar and a summary.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .ci/deps
@@ -16,8 +17,10 @@ tool=build-demo/examples/mailroom
 
 work=$(mktemp -d)
 sink_pid=
+sink2_pid=
 cleanup() {
   [ -z "$sink_pid" ] || kill "$sink_pid" 2>/dev/null || true
+  [ -z "$sink2_pid" ] || kill "$sink2_pid" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -60,3 +63,13 @@ port=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/sink.out")
 echo "stored in the sink's Maildir: $(ls "$work/Maildir/new" | wc -l) message(s)"
 cmp -s "$work/demo.eml" "$work/Maildir/new/$(ls "$work/Maildir/new")" &&
   echo "the stored bytes equal the composed message"
+
+echo
+echo "== mailroom bulk: 20000 messages, each composed with its own Message-ID, through a pool of"
+echo "   8 connections and a rate limit of 5000/s (burst 500), to a local mailroom sink"
+"$tool" sink --listen 127.0.0.1:0 --max-seconds 120 >"$work/sink2.out" &
+sink2_pid=$!
+for _ in $(seq 50); do grep -q listening "$work/sink2.out" 2>/dev/null && break; sleep 0.1; done
+port2=$(sed -n 's/^listening on 127.0.0.1:\([0-9]*\)$/\1/p' "$work/sink2.out")
+"$tool" bulk --server "smtp://127.0.0.1:$port2" --tls none --count 20000 --connections 8 \
+  --rate 5000/s --burst 500 --size 2048 --from 'demo@example.com' --to 'inbox@example.net'

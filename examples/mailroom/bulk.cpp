@@ -18,6 +18,7 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <map>
 
 namespace mailroom::cli {
@@ -57,12 +58,10 @@ limit::bucket_options parse_rate(const std::string& v)
     return b;
 }
 
-// A text body that makes the whole message about `size` octets: 76-character lines of
-// printable ASCII, so it goes as 7bit with no encoding work.
-std::string filler(std::size_t size)
+// A text body of about `want` octets on the wire: 76-character lines of printable ASCII, so it
+// goes as 7bit with no encoding work.
+std::string filler(std::size_t want)
 {
-    constexpr std::size_t overhead = 420; // headers the builder writes, about
-    const std::size_t want = size > overhead ? size - overhead : 64;
     std::string body;
     body.reserve(want + 80);
     std::size_t line = 0;
@@ -223,7 +222,8 @@ int bulk_main(std::span<char*> argv)
             e.recipients = env.recipients;
         fixed = fixed->with_envelope(std::move(e));
     }
-    const std::string body = eml ? std::string() : filler(size);
+    std::string body;
+    std::function<mime::message(std::uint64_t)> make;
 
     mailer_options mo;
     provider_options po;
@@ -242,7 +242,7 @@ int bulk_main(std::span<char*> argv)
     st.count = *count;
     const bool show = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
 
-    auto make = [&](std::uint64_t i) -> mime::message {
+    make = [&](std::uint64_t i) -> mime::message {
         if (fixed)
             return *fixed;
         mime::message_builder b;
@@ -256,6 +256,14 @@ int bulk_main(std::span<char*> argv)
             throw failure(ex_dataerr, "bulk: " + built.error().message() + ": " + d.to_string());
         return built->with_envelope(env);
     };
+
+    if (!fixed) {
+        // Size the body so the whole message comes to about --size octets: what the headers
+        // take is measured on a message with an empty body. Lines end in CRLF on the wire.
+        const auto overhead = make(st.count - 1).size();
+        const std::size_t want = size > overhead ? size - overhead : 1;
+        body = filler(want - want / 77);
+    }
 
     std::uint64_t workers = std::min<std::uint64_t>(in_flight, st.count);
     std::uint64_t running = workers;
