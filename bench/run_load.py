@@ -59,6 +59,8 @@
 #   --mailroom-factor F (4: mailroom's --concurrency = F x K)
 #   --mailroom-compose-args ARGS (default '--from sender@example.com --to rcpt@example.net':
 #              added to the mailroom-compose row before --size)
+#   --probe-source FILE.c (optional: a pipelined probe client, compiled and run as "probe",
+#              the sink's ceiling; not part of this project)
 #   --out FILE.json (every pilot and run, the medians and the ratios)  --check
 # Exit status: 0 when every run succeeded (with --check: every check passed), 1 otherwise.
 # Environment: MAILROOM_BENCH_DIR (scratch folder, default /tmp/mailroom-bench: the compiled
@@ -96,7 +98,7 @@ TIME_BIN = "/usr/bin/time"
 SENDER, RCPT = "sender@example.com", "rcpt@example.net"
 SIZES = {"2k": 2048, "100k": 102400}  # octets of the CRLF messages, exactly
 PEER_ORDER = ["mailroom", "mailroom-compose", "smtp-source", "aiosmtplib", "nodemailer-pool",
-              "libcurl-multi"]
+              "libcurl-multi", "probe"]
 CHECK_COUNT, CHECK_CONNS = 20, 4
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -561,6 +563,34 @@ class CurlMulti(Peer):
         return out.strip() if rc == 0 else ""
 
 
+class Probe(Peer):
+    """Not a peer: a minimal pipelined epoll client given with --probe-source (for example
+    ../shared/anchors/clients/probe_pipelined.c, which this project doesn't ship), run with one
+    round trip per message, to mark the sink's ceiling in the same run."""
+    name = "probe"
+
+    def __init__(self, source, work_dir):
+        self.binary = os.path.join(work_dir, "probe_pipelined")
+        if not source or not os.path.exists(source):
+            self.skip = "no --probe-source given (or it doesn't exist)"
+            return
+        gcc = shutil.which("gcc")
+        if not gcc:
+            self.skip = "no gcc"
+            return
+        os.makedirs(work_dir, exist_ok=True)
+        rc, out = run_quiet([gcc, "-O2", "-o", self.binary, source], timeout=120)
+        if rc != 0:
+            self.skip = "compiling the probe failed:\n" + tail(out)
+
+    def argv(self, size, conns, count, port, msgs):
+        return [self.binary, "127.0.0.1", str(port), msgs[size]["crlf"], str(count), str(conns),
+                "1"]
+
+    def version(self):
+        return "probe (1 round trip per message)"
+
+
 def make_peers(args, wanted):
     """The programs that are wanted (by name), each with .skip set when it can't run."""
     peers = {}
@@ -572,7 +602,8 @@ def make_peers(args, wanted):
             peers[name].skip = peers[name].probe(args.build)
     makers = {"smtp-source": SmtpSource, "aiosmtplib": Aiosmtplib,
               "nodemailer-pool": lambda: Nodemailer(args.node_dir),
-              "libcurl-multi": lambda: CurlMulti(args.work_dir)}
+              "libcurl-multi": lambda: CurlMulti(args.work_dir),
+              "probe": lambda: Probe(args.probe_source, args.work_dir)}
     for name, make in makers.items():
         if name in wanted:
             peers[name] = make()
@@ -861,6 +892,10 @@ def parse_args():
                     help="mailroom's --concurrency = this x connections (default 4)")
     ap.add_argument("--mailroom-compose-args", default="--from %s --to %s" % (SENDER, RCPT),
                     help="extra arguments for the mailroom-compose row (default: the envelope)")
+    ap.add_argument("--probe-source",
+                    help="C source of a pipelined probe client (e.g. ../shared/anchors/clients/"
+                         "probe_pipelined.c): compiled and run as the 'probe' row, the sink's "
+                         "ceiling; left out when not given")
     ap.add_argument("--out", help="also write the runs and the summary as JSON to this file")
     ap.add_argument("--check", action="store_true",
                     help="correctness smoke test against count_sink.py instead of measuring")
@@ -979,6 +1014,8 @@ def main():
 
     candidates = set()
     for name in PEER_ORDER:
+        if name == "probe" and (args.check or not args.probe_source):
+            continue
         for size in args.sizes:
             for conns in ([CHECK_CONNS] if args.check else args.conns):
                 if wanted_key("%s %s c%d" % (name, size, conns), args):
