@@ -196,6 +196,29 @@ std::uint64_t limiter::cost_for(std::size_t recipients) const noexcept
     return impl_->core.cost_for(recipients);
 }
 
+permit limiter::try_acquire(std::uint64_t cost, error_code& ec)
+{
+    ec = {};
+    std::lock_guard lock(impl_->mutex);
+    if (impl_->closed) {
+        ec = asio::error::operation_aborted;
+        return {};
+    }
+    const auto now = detail::limiter_impl::now();
+    if (impl_->core.waiting() != 0)
+        return {};
+    auto t = impl_->core.enqueue(cost, now);
+    if (!t) {
+        ec = t.error();
+        return {};
+    }
+    for (ticket g : impl_->core.poll(now))
+        if (g == *t)
+            return permit{impl_, g};
+    impl_->core.cancel(*t); // it would have to wait: take nothing
+    return {};
+}
+
 void limiter::initiate_acquire(std::shared_ptr<detail::limiter_impl> i, std::uint64_t cost,
                                acquire_handler h)
 {

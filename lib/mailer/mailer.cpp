@@ -131,10 +131,11 @@ struct mailer_impl : std::enable_shared_from_this<mailer_impl> {
             ++rep.attempts;
             bool reached_server = false;
             limit::permit permit;
-            if (p->limiter) {
+            const auto cost = p->limiter ? p->limiter->cost_for(m.envelope().recipients.size()) : 0;
+            error_code try_ec;
+            if (p->limiter && !(permit = p->limiter->try_acquire(cost, try_ec)) && !try_ec) {
                 const auto t0 = clock::now();
-                auto [e, pm] = co_await p->limiter->async_acquire(
-                    p->limiter->cost_for(m.envelope().recipients.size()), use_tuple);
+                auto [e, pm] = co_await p->limiter->async_acquire(cost, use_tuple);
                 const auto waited = clock::now() - t0;
                 rep.time.limiter += waited;
                 p->limiter_wait.record(waited);
@@ -144,11 +145,20 @@ struct mailer_impl : std::enable_shared_from_this<mailer_impl> {
                     break;
                 }
                 permit = std::move(pm);
+            } else if (try_ec) {
+                ec = try_ec;
+                rep.delivery.diag = {"rate limiter", try_ec.message()};
+                break;
             }
 
-            const auto t1 = clock::now();
-            auto [e2, conn] = co_await p->pool.async_acquire(use_tuple);
-            rep.time.checkout += clock::now() - t1;
+            // The fast path takes a free connection at once; otherwise wait in line.
+            pool::connection conn = p->pool.try_acquire();
+            error_code e2;
+            if (!conn) {
+                const auto t1 = clock::now();
+                std::tie(e2, conn) = co_await p->pool.async_acquire(use_tuple);
+                rep.time.checkout += clock::now() - t1;
+            }
             if (e2) {
                 permit.cancel(); // nothing reached the server
                 ec = e2;

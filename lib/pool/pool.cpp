@@ -180,6 +180,49 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         arm_checkout_timer();
     }
 
+    // The connection serve() would lend first, if it needs no probe; null if none.
+    std::shared_ptr<pooled> pick_now(time_point now)
+    {
+        std::shared_ptr<pooled> idle, shared;
+        for (auto& c : conns) {
+            if (!lendable(*c, now))
+                continue;
+            if (c->leases == 0) {
+                if (!idle || c->last_used > idle->last_used)
+                    idle = c;
+            } else if (c->leases < c->depth && (!shared || c->leases < shared->leases)) {
+                shared = c;
+            }
+        }
+        if (idle && (opts.probe_after_idle == duration::max() ||
+                     now - idle->last_used < opts.probe_after_idle))
+            return idle;
+        if (idle) // needs a probe first: the slow path
+            return nullptr;
+        // Another connection may be opened for this send instead (serve() step 2): leave
+        // that decision to the slow path too.
+        if (conns.size() < opts.max_connections)
+            return nullptr;
+        return shared;
+    }
+
+    connection try_acquire()
+    {
+        if (closed || draining || live_waiters != 0)
+            return {};
+        auto c = pick_now(clock::now());
+        if (!c)
+            return {};
+        ++c->leases;
+        ++c->checkouts;
+        if (opts.max_messages_per_connection != 0 &&
+            c->checkouts >= opts.max_messages_per_connection)
+            c->retire = true;
+        stats.checkouts.fetch_add(1, std::memory_order_relaxed);
+        update_gauges();
+        return connection{shared_from_this(), c};
+    }
+
     void lend(const std::shared_ptr<pooled>& c, waiter& w)
     {
         ++c->leases;
@@ -707,6 +750,11 @@ std::pair<error_code, diagnostics> pool::last_connect_error() const
 {
     std::lock_guard lock(impl_->error_mutex);
     return {impl_->last_error, impl_->last_diag};
+}
+
+connection pool::try_acquire()
+{
+    return impl_->try_acquire();
 }
 
 void pool::initiate_acquire(std::shared_ptr<detail::pool_impl> i, acquire_handler h)

@@ -74,6 +74,10 @@ public:
             token, impl_, cost);
     }
 
+    /// A permit now, if `cost` can be granted at once with nobody waiting ahead; else an empty
+    /// permit (then use async_acquire). Errors as async_acquire's, in `ec`.
+    permit try_acquire(std::uint64_t cost, error_code& ec);
+
     /// The cost of a message with `recipients` envelope recipients (options().charge_by).
     std::uint64_t cost_for(std::size_t recipients) const noexcept;
 

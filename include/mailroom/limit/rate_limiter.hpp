@@ -121,6 +121,8 @@ public:
     /// Counters and gauges at `now`.
     MAILROOM_API limiter_snapshot snapshot(time_point now);
 
+    /// Acquisitions waiting (not cancelled).
+    std::size_t waiting() const noexcept { return waiters_; }
     /// The adaptive rate now, in thousandths of the configured rate.
     unsigned rate_permille() const noexcept { return permille_; }
     /// The end of the quota pause, if one lasts at the last time seen.

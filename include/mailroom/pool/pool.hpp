@@ -74,6 +74,12 @@ public:
             token, impl_);
     }
 
+    /// A connection now, without waiting, if one can be lent at once (an idle one that needs
+    /// no probe, or a free place on a pipelining one) and nobody waits ahead; else an empty
+    /// connection. Call only on the pool's executor (get_executor()): it is the fast path of a
+    /// coroutine already running there.
+    connection try_acquire();
+
     /// Graceful shutdown: new checkouts fail with error::pool_closed; waiting ones are still
     /// served; once every connection is back, each says QUIT. Handler: void(error_code), when
     /// the last connection is closed.
