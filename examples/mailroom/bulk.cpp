@@ -232,6 +232,7 @@ int bulk_main(std::span<char*> argv)
     po.pool.max_connections = connections;
     po.pool.pipeline_depth = pipeline;
     po.pool.checkout_timeout = std::chrono::minutes(5);
+    po.pool.single_threaded = true; // io below is run by this thread alone
     po.limits.buckets = rates;
     mo.providers.push_back(std::move(po));
     mo.retry.max_attempts = 3;

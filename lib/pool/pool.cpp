@@ -686,8 +686,9 @@ void validate(const pool_options& o)
 pool::pool(executor_type ex, smtp::client_options server, pool_options options)
 {
     validate(options);
-    impl_ = std::make_shared<detail::pool_impl>(detail::strand_of(std::move(ex)), std::move(server),
-                                                options);
+    if (!options.single_threaded)
+        ex = detail::strand_of(std::move(ex));
+    impl_ = std::make_shared<detail::pool_impl>(std::move(ex), std::move(server), options);
     if (options.min_idle > 0) // warm up
         asio::dispatch(impl_->ex, [i = impl_] { i->serve(); });
 }
