@@ -682,16 +682,30 @@ struct client::impl : std::enable_shared_from_this<impl> {
                 if (auto ec = co_await write(out, opts.timeouts.mail, error::mail_timeout))
                     co_return lost(ec, "MAIL FROM");
             }
+            // A 421 closes the connection at once (RFC 5321 §3.8), so the replies to the rest
+            // of the flight never come: the 421, not the lost connection, is the answer.
+            auto lost_after = [&](error_code ec, std::string_view step) {
+                const reply* closing = mail_r.code == 421 ? &mail_r : nullptr;
+                for (const auto& rs : rep.recipients)
+                    if (!closing && rs.response.code == 421)
+                        closing = &rs.response;
+                if (!closing)
+                    return lost(ec, step);
+                broken("421 from the server");
+                rep.refusal = *closing;
+                finish(make_error_code(*closing), closing == &mail_r ? "MAIL FROM" : "RCPT TO",
+                       closing->to_string());
+            };
             if (auto ec = co_await read_reply(mail_r, opts.timeouts.mail, error::mail_timeout))
                 co_return lost(ec, "MAIL FROM");
             for (auto& rs : rep.recipients)
                 if (auto ec =
                         co_await read_reply(rs.response, opts.timeouts.rcpt, error::rcpt_timeout))
-                    co_return lost(ec, "RCPT TO");
+                    co_return lost_after(ec, "RCPT TO");
             if (!bdat) {
                 data_sent = true;
                 if (auto ec = co_await read_reply(data_r, opts.timeouts.data, error::data_timeout))
-                    co_return lost(ec, "DATA");
+                    co_return lost_after(ec, "DATA");
             }
         } else {
             // Lock-step: split the formatted envelope back into its lines.
