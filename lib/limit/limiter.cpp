@@ -215,7 +215,7 @@ permit limiter::try_acquire(std::uint64_t cost, error_code& ec)
     for (ticket g : impl_->core.poll(now))
         if (g == *t)
             return permit{impl_, g};
-    impl_->core.cancel(*t); // it would have to wait: take nothing
+    impl_->core.withdraw(*t); // it would have to wait: take nothing, count nothing
     return {};
 }
 

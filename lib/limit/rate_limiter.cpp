@@ -207,18 +207,30 @@ std::optional<time_point> rate_limiter::next_wakeup(time_point now)
     return when;
 }
 
-bool rate_limiter::cancel(ticket t)
+bool rate_limiter::withdraw(ticket t)
+{
+    return remove_waiting(t);
+}
+
+bool rate_limiter::remove_waiting(ticket t)
 {
     auto it = std::lower_bound(queue_.begin(), queue_.end(), t.id,
                                [](const waiter& w, std::uint64_t id) { return w.id < id; });
-    if (it != queue_.end() && it->id == t.id && !it->cancelled) {
-        it->cancelled = true;
-        --waiters_;
-        waiting_cost_ -= it->cost;
+    if (it == queue_.end() || it->id != t.id || it->cancelled)
+        return false;
+    it->cancelled = true;
+    --waiters_;
+    waiting_cost_ -= it->cost;
+    drop_cancelled_front();
+    if (queue_.size() > compact_threshold && queue_.size() > 2 * waiters_)
+        std::erase_if(queue_, [](const waiter& w) { return w.cancelled; });
+    return true;
+}
+
+bool rate_limiter::cancel(ticket t)
+{
+    if (remove_waiting(t)) {
         ++counters_.cancelled_waiting;
-        drop_cancelled_front();
-        if (queue_.size() > compact_threshold && queue_.size() > 2 * waiters_)
-            std::erase_if(queue_, [](const waiter& w) { return w.cancelled; });
         return true;
     }
     if (auto g = granted_.find(t.id); g != granted_.end()) {

@@ -97,6 +97,11 @@ public:
     /// a ticket in neither state (already released or cancelled, or never issued).
     MAILROOM_API bool cancel(ticket t);
 
+    /// Takes back a waiting ticket as if it had never been queued: nothing taken, and not
+    /// counted as a cancelled wait (for a caller that only wanted a grant at once). Returns
+    /// false if `t` is not waiting.
+    MAILROOM_API bool withdraw(ticket t);
+
     /// The send for a granted ticket finished (whatever its outcome): its concurrency slot is
     /// freed; the tokens stay spent. Returns false if `t` is not granted.
     MAILROOM_API bool release(ticket t);
@@ -142,6 +147,7 @@ private:
     void advance(time_point now);
     void set_permille(unsigned permille, time_point now);
     void drop_cancelled_front();
+    bool remove_waiting(ticket t);
     std::size_t effective_max_in_flight() const noexcept;
     bool concurrency_blocked() const noexcept;
 
