@@ -201,7 +201,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             return nullptr;
         // Another connection may be opened for this send instead (serve() step 2): leave
         // that decision to the slow path too.
-        if (conns.size() < opts.max_connections)
+        if (conns.size() + closing < opts.max_connections)
             return nullptr;
         return shared;
     }
@@ -290,7 +290,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void open_for_demand(time_point now)
     {
         std::size_t pending = 0; // connections that will serve a waiter soon
-        std::size_t open_or_opening = 0;
+        // A connection saying QUIT is still open: it counts against max_connections (a
+        // provider's connection limit would refuse one more).
+        std::size_t open_or_opening = closing;
         std::size_t ready = 0;
         for (auto& c : conns) {
             ++open_or_opening;
@@ -424,7 +426,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             co_await c->client.async_quit(asio::as_tuple(asio::use_awaitable));
         c->client.close();
         --self->closing;
-        self->update_gauges();
+        self->serve(); // its place may be needed
         self->maybe_finish_drain();
     }
 
