@@ -23,6 +23,7 @@
 #include <atomic>
 #include <random>
 #include <set>
+#include <unordered_set>
 
 namespace mailroom {
 
@@ -61,6 +62,8 @@ struct atomic_histogram {
 
 } // namespace
 
+struct send_op;
+
 struct provider_state {
     provider_state(asio::any_io_executor strand_, provider_options o)
         : strand(strand_)
@@ -78,6 +81,10 @@ struct provider_state {
     pool::pool pool;
     std::optional<limit::limiter> limiter;
     std::mt19937_64 rng; // used on the strand only
+
+    // Sends sleeping between attempts (used on the strand only), so close() can wake them.
+    std::unordered_set<send_op*> sleeping;
+    bool closed = false; // on the strand
 
     std::atomic<std::uint64_t> delivered{0}, partial{0}, failed{0}, unknown{0}, retries{0},
         in_progress{0};
@@ -271,11 +278,15 @@ struct send_op : std::enable_shared_from_this<send_op> {
                                            " attempt " + std::to_string(rep.attempts) +
                                            " failed: " + ec.message() + "; retrying");
         p.retries.fetch_add(1, relaxed);
+        if (p.closed)
+            return finish(asio::error::operation_aborted);
         if (!timer)
             timer = std::make_unique<asio::steady_timer>(p.strand);
         timer->expires_after(delay);
         step_start = clock::now();
+        p.sleeping.insert(this);
         timer->async_wait(on_strand([op = shared_from_this(), ec](error_code wec) {
+            op->p.sleeping.erase(op.get());
             op->rep.time.backoff += clock::now() - op->step_start;
             if (wec)
                 return op->finish(op->cancelled ? wec : ec);
@@ -390,6 +401,14 @@ void mailer::close() noexcept
         p->pool.close();
         if (p->limiter)
             p->limiter->close();
+        // Wake the sends waiting to retry: they end with operation_aborted.
+        asio::dispatch(p->strand, [prov = p.get(), keep = impl_] {
+            prov->closed = true;
+            for (auto* op : prov->sleeping) {
+                op->cancelled = true;
+                op->timer->cancel();
+            }
+        });
     }
 }
 
