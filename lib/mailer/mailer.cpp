@@ -367,7 +367,10 @@ mailer::mailer(executor_type ex, mailer_options options)
             bad_options(e.code(), where + " (" + po.name + "): " + e.what());
         }
     }
-    if (options.default_provider.empty()) {
+    if (options.require_route) {
+        if (!options.default_provider.empty())
+            bad_options(invalid, "default_provider: not with require_route");
+    } else if (options.default_provider.empty()) {
         i->routes.fallback = 0;
     } else {
         i->routes.fallback = i->find(options.default_provider);

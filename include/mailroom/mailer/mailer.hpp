@@ -104,7 +104,8 @@ public:
     /// operation_aborted (or an unknown outcome), and new ones fail with error::pool_closed.
     void close() noexcept;
 
-    /// The provider a message from `sender` would be routed to (its name), or error::no_route.
+    /// The provider a message from `sender` would be routed to (its name), or error::no_route
+    /// (only with mailer_options::require_route).
     result<std::string> route(const mailroom::address& sender) const;
 
     /// Counters, gauges and histograms now, per provider.

@@ -28,9 +28,11 @@ struct provider_options {
     std::vector<std::string> sender_domains{};
 };
 
-/// Retrying failures that happened before the final dot, on a fresh or other connection:
-/// transient replies (4xx), lost connections, timeouts, failed connects. Waits grow as
-/// min(max_backoff, initial_backoff × 2^(n-1)) with equal jitter (a random point in [d/2, d]).
+/// Retrying failures that happened before the final dot: transient replies (4xx), lost
+/// connections, timeouts, failed connects. A retry takes a connection from the pool like any
+/// send: the same one if it is still healthy (a 4xx leaves it so), a fresh one if it broke. Waits
+/// grow as min(max_backoff, initial_backoff × 2^(n-1)) with equal jitter (a random point in [d/2,
+/// d]).
 struct retry_options {
     /// Attempts in all, ≥ 1 (1: never retry).
     unsigned max_attempts = 3;
@@ -48,6 +50,9 @@ struct mailer_options {
     std::vector<provider_options> providers;
     /// Where mail goes that no provider's sender_domains match. Empty: the first provider.
     std::string default_provider{};
+    /// Mail that no provider's sender_domains match fails with error::no_route instead of
+    /// going to the default provider (a service that must never send from an unknown domain).
+    bool require_route = false;
     retry_options retry{};
     logger log{};
 };
