@@ -49,7 +49,16 @@ public:
     /// there.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, smtp::delivery_report))
                   Token = asio::deferred_t>
-    auto async_send(mime::message m, smtp::send_options o = {}, Token&& token = {})
+    auto async_send(mime::message m, Token&& token = {})
+    {
+        // The options are made here, not as a default argument: GCC 12 miscompiles a
+        // temporary with a std::string member passed inside a co_await expression.
+        return async_send(std::move(m), smtp::send_options{}, std::forward<Token>(token));
+    }
+    /// As above, with DSN requests (see smtp::client::async_send).
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, smtp::delivery_report))
+                  Token = asio::deferred_t>
+    auto async_send(mime::message m, smtp::send_options o, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, smtp::delivery_report)>(
             [](auto handler, std::shared_ptr<detail::pool_impl> p,

@@ -25,7 +25,7 @@ namespace mailroom::pool {
 ///
 ///     pool::pool p(ex, server_options, {.max_connections = 8});
 ///     auto conn = co_await p.async_acquire();
-///     auto [ec, report] = co_await conn.async_send(m, {}, asio::as_tuple(asio::deferred));
+///     auto [ec, report] = co_await conn.async_send(m, asio::as_tuple(asio::deferred));
 ///     // conn goes back to the pool here
 ///
 /// Connections open on demand (up to max_connections, min_idle kept warm), are reused until
@@ -33,6 +33,9 @@ namespace mailroom::pool {
 /// reuse after sitting idle, so a server that dropped an idle connection costs a reconnect, not
 /// a failed send. Failed connects back off (pool_options::reconnect); connect attempts never
 /// exceed max_connections.
+///
+/// While it holds connections the pool keeps a timer (idle timeouts, age), so an io_context
+/// that runs it returns only once they are closed: drain the pool (or the mailer) when done.
 ///
 /// Thread safety: member functions may be called from any thread. All of the pool's work, its
 /// connections' I/O included, runs on one strand of the executor given (the executor itself
