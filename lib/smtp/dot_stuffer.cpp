@@ -17,6 +17,32 @@ inline const char* find_line_end(const char* p, const char* end) noexcept
     return cr ? static_cast<const char*>(cr) : limit;
 }
 
+// The end of the longest run of complete lines from `p` that are already in wire form: each
+// ends in CRLF, holds no other CR or LF, fits the limit and (when stuffing) doesn't start with
+// a '.'. Such lines are copied as they are, in one append: pre-built messages are made of them.
+// `line_start` and `line_len` describe the line `p` is in.
+inline const char* clean_lines(const char* p, const char* end, bool line_start,
+                               std::size_t line_len, bool stuff, std::size_t max_line) noexcept
+{
+    const char* q = p;
+    while (q < end) {
+        if (line_start && stuff && *q == '.')
+            break;
+        const auto* lf =
+            static_cast<const char*>(std::memchr(q, '\n', static_cast<std::size_t>(end - q)));
+        if (!lf || lf == q || lf[-1] != '\r')
+            break; // no complete line, or a bare LF: the octet-by-octet path decides
+        const char* text_end = lf - 1;
+        if (line_len + static_cast<std::size_t>(text_end - q) > max_line ||
+            std::memchr(q, '\r', static_cast<std::size_t>(text_end - q)))
+            break;
+        q = lf + 1;
+        line_start = true;
+        line_len = 0;
+    }
+    return q;
+}
+
 } // namespace
 
 error_code dot_stuffer::feed(std::string_view chunk, std::string& out)
@@ -31,6 +57,16 @@ error_code dot_stuffer::feed(std::string_view chunk, std::string& out)
     const char* p = chunk.data();
     const char* const end = p + chunk.size();
     while (p < end) {
+        if (!cr_pending_) {
+            const char* q = clean_lines(p, end, line_start_, line_len_, stuff_, max_line_);
+            if (q != p) {
+                out.append(p, static_cast<std::size_t>(q - p));
+                line_start_ = true;
+                line_len_ = 0;
+                p = q;
+                continue;
+            }
+        }
         if (cr_pending_) {
             cr_pending_ = false;
             if (*p == '\n') { // the LF of a CRLF whose CRLF is already out
