@@ -587,6 +587,16 @@ class Probe(Peer):
         return [self.binary, "127.0.0.1", str(port), msgs[size]["crlf"], str(count), str(conns),
                 "1"]
 
+    def validate(self, stdout, count):
+        # It prints "sent=N wall=S rate=R".
+        m = re.search(r"sent=(\d+) wall=([0-9.]+) rate=([0-9.]+)", stdout)
+        if not m:
+            return {}, "no 'sent=N wall=S rate=R' line in its output"
+        own = {"msgs": float(m.group(1)), "wall": float(m.group(2))}
+        if int(own["msgs"]) != count:
+            return own, "it sent %s of %d messages" % (m.group(1), count)
+        return own, None
+
     def version(self):
         return "probe (1 round trip per message)"
 
