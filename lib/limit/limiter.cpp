@@ -5,6 +5,7 @@
 #include <mailroom/limit/limiter.hpp>
 
 #include "detail/completion.hpp"
+#include "detail/shutdown.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -18,7 +19,8 @@ using acquire_handler = asio::any_completion_handler<void(error_code, permit)>;
 
 namespace detail {
 
-struct limiter_impl : std::enable_shared_from_this<limiter_impl> {
+struct limiter_impl : std::enable_shared_from_this<limiter_impl>,
+                      mailroom::detail::shutdown_listener {
     limiter_impl(asio::any_io_executor e, rate_limiter r)
         : ex(std::move(e))
         , core(std::move(r))
@@ -36,6 +38,18 @@ struct limiter_impl : std::enable_shared_from_this<limiter_impl> {
     bool closed = false;
 
     static time_point now() { return clock::now(); }
+
+    // The io_context is shutting down: waiting acquisitions are dropped unrun (see
+    // detail/shutdown.hpp).
+    void on_shutdown() noexcept override
+    {
+        std::unordered_map<std::uint64_t, acquire_handler> w;
+        {
+            std::lock_guard lock(mutex);
+            closed = true;
+            w.swap(waiting);
+        }
+    }
 
     // Completes the waiter for `t` (if it still waits on us). Called with the mutex held:
     // posting only queues the handler.
@@ -166,6 +180,7 @@ limiter::limiter(executor_type ex, rate_limiter_options options)
     if (!r)
         throw boost::system::system_error(r.error(), diag.to_string());
     impl_ = std::make_shared<detail::limiter_impl>(std::move(ex), std::move(*r));
+    mailroom::detail::shutdown_registry::of(impl_->ex).add(impl_);
 }
 limiter::limiter(limiter&&) noexcept = default;
 limiter& limiter::operator=(limiter&& other) noexcept

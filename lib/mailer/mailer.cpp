@@ -157,6 +157,8 @@ struct send_op : std::enable_shared_from_this<send_op> {
         rep.delivery.message_id = m.message_id();
     }
 
+    ~send_op() { p.sleeping.erase(this); }
+
     std::shared_ptr<mailer_impl> self;
     provider_state& p;
     mime::message m;

@@ -7,6 +7,7 @@
 #include <mailroom/smtp/reply_error.hpp>
 
 #include "detail/completion.hpp"
+#include "detail/shutdown.hpp"
 #include "pool/backoff.hpp"
 #include "smtp/asio.hpp"
 
@@ -54,7 +55,7 @@ struct waiter {
     bool done = false;
 };
 
-struct pool_impl : std::enable_shared_from_this<pool_impl> {
+struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::shutdown_listener {
     pool_impl(asio::any_io_executor e, smtp::client_options s, pool_options o)
         : ex(std::move(e))
         , server(std::move(s))
@@ -108,6 +109,20 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     {
         if (server.log.enabled(l))
             server.log(l, prefix + line);
+    }
+
+    // The io_context is shutting down: waiting checkouts and drains are dropped unrun, and
+    // the connections go (see detail/shutdown.hpp).
+    void on_shutdown() noexcept override
+    {
+        closed = true;
+        auto w = std::move(waiters);
+        waiters.clear();
+        live_waiters = 0;
+        auto d = std::move(drain_handlers);
+        drain_handlers.clear();
+        auto c = std::move(conns);
+        conns.clear();
     }
 
     // ---- gauges -----------------------------------------------------------------------------
@@ -691,6 +706,7 @@ pool::pool(executor_type ex, smtp::client_options server, pool_options options)
     if (!options.single_threaded)
         ex = detail::strand_of(std::move(ex));
     impl_ = std::make_shared<detail::pool_impl>(std::move(ex), std::move(server), options);
+    mailroom::detail::shutdown_registry::of(impl_->ex).add(impl_);
     if (options.min_idle > 0) // warm up
         asio::dispatch(impl_->ex, [i = impl_] { i->serve(); });
 }

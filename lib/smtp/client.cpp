@@ -6,6 +6,7 @@
 #include <mailroom/smtp/reply_error.hpp>
 
 #include "detail/completion.hpp"
+#include "detail/shutdown.hpp"
 #include "smtp/asio.hpp"
 #include "smtp/auth_exchange.hpp"
 #include "smtp/command.hpp"
@@ -41,7 +42,7 @@ std::atomic<std::uint64_t> connection_counter{0};
 
 } // namespace
 
-struct client::impl : std::enable_shared_from_this<impl> {
+struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shutdown_listener {
     // One queued operation: a send, or NOOP / RSET / QUIT.
     struct op {
         enum class kind { send, noop, rset, quit } k;
@@ -84,6 +85,15 @@ struct client::impl : std::enable_shared_from_this<impl> {
     bool connect_cancelled = false;
 
     beast::tcp_stream& tcp_layer() { return stream->next_layer(); }
+
+    // The io_context is shutting down: queued operations' handlers are dropped unrun, as Asio
+    // drops its own (see detail/shutdown.hpp).
+    void on_shutdown() noexcept override
+    {
+        auto q = std::move(queue);
+        queue.clear();
+        st = state::closed;
+    }
 
     // ---- logging ------------------------------------------------------------------------
 
@@ -923,6 +933,7 @@ struct client::impl : std::enable_shared_from_this<impl> {
 client::client(executor_type ex, client_options opts)
     : impl_(std::make_shared<impl>(std::move(ex), std::move(opts)))
 {
+    mailroom::detail::shutdown_registry::of(impl_->ex).add(impl_);
 }
 client::client(client&&) noexcept = default;
 client& client::operator=(client&& other) noexcept

@@ -684,4 +684,36 @@ TEST_SUITE("pool")
         CHECK(e2 == error::pool_closed);
         CHECK(p.snapshot().open == 0);
     }
+
+    // A handler that owns, through what it captures, the pool that stores it is a cycle; the
+    // io_context's shutdown must break it (lib/detail/shutdown.hpp), or destroying the
+    // io_context with a checkout waiting leaks the pool, its connections and the handler.
+    TEST_CASE("an io_context destroyed with a checkout waiting frees what the handler owns")
+    {
+        struct holder {
+            pool::pool p;
+            pool::connection held;
+        };
+        std::weak_ptr<holder> watch;
+        {
+            asio::io_context io;
+            fake_listener srv(io, [](std::size_t) { return sink(); });
+            auto h = std::make_shared<holder>(
+                holder{pool::pool(io.get_executor(), server_options(srv),
+                                  {.max_connections = 1, .pipeline_depth = 1}),
+                       {}});
+            bool got = false;
+            h->p.async_acquire([h, &got](error_code ec, pool::connection c) {
+                h->held = std::move(c);
+                got = !ec;
+            });
+            test::run_until(io, [&] { return got; });
+            // Waits for ever: the only connection is held. The handler owns the pool.
+            h->p.async_acquire([h](error_code, pool::connection) {});
+            test::settle(io);
+            CHECK(h->p.snapshot().waiters == 1);
+            watch = h;
+        }
+        CHECK(watch.expired());
+    }
 }
