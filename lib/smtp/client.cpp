@@ -67,12 +67,17 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
     asio::any_io_executor ex;
     client_options opts;
     std::unique_ptr<asio::ssl::context> ssl_ctx;
-    std::unique_ptr<asio::ssl::stream<beast::tcp_stream>> stream;
+    // The TLS layer exists only once TLS starts: a plaintext connection never allocates
+    // OpenSSL's buffers (about 40 KiB), and without TLS OpenSSL is never initialised.
+    std::unique_ptr<beast::tcp_stream> tcp;
+    std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> ssl;
     bool tls = false;
     state st = state::closed;
     detail::reply_parser parser;
     // Bytes read and not yet parsed: rbuf[rpos, rend).
-    std::vector<char> rbuf = std::vector<char>(16 * 1024);
+    // Not zero-filled: replies are small, so most of its pages are never touched.
+    static constexpr std::size_t rbuf_size = 16 * 1024;
+    std::unique_ptr<char[]> rbuf = std::make_unique_for_overwrite<char[]>(rbuf_size);
     std::size_t rpos = 0;
     std::size_t rend = 0;
     std::string wbuf;
@@ -84,7 +89,7 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
     bool pumping = false;
     bool connect_cancelled = false;
 
-    beast::tcp_stream& tcp_layer() { return stream->next_layer(); }
+    beast::tcp_stream& tcp_layer() { return *tcp; }
 
     // The io_context is shutting down: queued operations' handlers are dropped unrun, as Asio
     // drops its own (see detail/shutdown.hpp).
@@ -167,7 +172,7 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
         error_code ec;
         if (tls)
             std::tie(ec, std::ignore) =
-                co_await asio::async_write(*stream, asio::buffer(data), use_tuple);
+                co_await asio::async_write(*ssl, asio::buffer(data), use_tuple);
         else
             std::tie(ec, std::ignore) =
                 co_await asio::async_write(tcp_layer(), asio::buffer(data), use_tuple);
@@ -182,7 +187,7 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
         for (;;) {
             if (rpos < rend) {
                 error_code ec;
-                rpos += parser.feed(std::string_view(rbuf.data() + rpos, rend - rpos), ec);
+                rpos += parser.feed(std::string_view(rbuf.get() + rpos, rend - rpos), ec);
                 if (ec)
                     co_return fail("reading a reply", ec, std::string(parser.error_detail()));
                 if (parser.has_reply()) {
@@ -198,11 +203,11 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
                 tcp_layer().expires_after(limit);
                 armed = true;
             }
-            auto buf = asio::buffer(rbuf.data(), rbuf.size());
+            auto buf = asio::buffer(rbuf.get(), rbuf_size);
             error_code ec;
             std::size_t n = 0;
             if (tls)
-                std::tie(ec, n) = co_await stream->async_read_some(buf, use_tuple);
+                std::tie(ec, n) = co_await ssl->async_read_some(buf, use_tuple);
             else
                 std::tie(ec, n) = co_await tcp_layer().async_read_some(buf, use_tuple);
             rend = n;
@@ -221,7 +226,7 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
 
     void close_socket() noexcept
     {
-        if (stream) {
+        if (tcp) {
             error_code ignored;
             tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
             tcp_layer().close();
@@ -268,20 +273,23 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
     awaitable<error_code> handshake()
     {
         const std::string& name = opts.tls.verify_name.empty() ? opts.host : opts.tls.verify_name;
-        SSL* ssl = stream->native_handle();
+        if (auto ec = make_tls_context())
+            co_return ec;
+        ssl = std::make_unique<asio::ssl::stream<beast::tcp_stream&>>(*tcp, *ssl_ctx);
+        SSL* native = ssl->native_handle();
         // SNI takes a host name, never an address literal (RFC 6066 §3).
         error_code addr_ec;
         asio::ip::make_address(name, addr_ec);
         if (addr_ec)
-            SSL_set_tlsext_host_name(ssl, name.c_str());
+            SSL_set_tlsext_host_name(native, name.c_str());
         if (opts.tls.verify)
-            stream->set_verify_callback(asio::ssl::host_name_verification(name));
+            ssl->set_verify_callback(asio::ssl::host_name_verification(name));
         tcp_layer().expires_after(opts.timeouts.tls_handshake);
-        auto [ec] = co_await stream->async_handshake(asio::ssl::stream_base::client, use_tuple);
+        auto [ec] = co_await ssl->async_handshake(asio::ssl::stream_base::client, use_tuple);
         if (ec) {
             if (ec == beast::error::timeout)
                 co_return fail("TLS handshake", make_error_code(error::tls_handshake_timeout));
-            const long verify = SSL_get_verify_result(ssl);
+            const long verify = SSL_get_verify_result(native);
             if (verify != X509_V_OK)
                 co_return fail("TLS handshake", make_error_code(error::certificate_rejected),
                                std::string("certificate of '") + name +
@@ -441,9 +449,13 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
         auth_used.reset();
         tls = false;
         diag.clear();
-        if (auto ec = make_tls_context())
-            co_return ec;
-        stream = std::make_unique<asio::ssl::stream<beast::tcp_stream>>(ex, *ssl_ctx);
+        if (opts.tls.mode != tls_mode::none) {
+            // Certificate files are read before connecting, so a wrong path fails at once.
+            if (auto ec = make_tls_context())
+                co_return ec;
+        }
+        ssl.reset();
+        tcp = std::make_unique<beast::tcp_stream>(ex);
 
         tcp::resolver resolver(ex);
         auto [rec, endpoints] = co_await resolver.async_resolve(
