@@ -1,5 +1,6 @@
 #include "encoding.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 
@@ -171,26 +172,71 @@ void base64_lines_append(std::string& out, std::string_view in)
 
 // ---- text bodies ---------------------------------------------------------------------------
 
+std::string normalize_text(std::string_view in, text_stats& st)
+{
+    st = {};
+    // Sized for lines averaging 32 octets or more; shorter ones grow it.
+    std::string out(in.size() + in.size() / 32 + 2, '\0');
+    char* o = out.data();
+    char* cap = o + out.size();
+    auto room = [&](std::size_t n) {
+        if (static_cast<std::size_t>(cap - o) >= n)
+            return;
+        const std::size_t used = static_cast<std::size_t>(o - out.data());
+        out.resize(std::max(out.size() * 2, used + n));
+        o = out.data() + used;
+        cap = out.data() + out.size();
+    };
+    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
+    const auto* const end = p + in.size();
+    std::size_t line = 0;
+    while (p < end) {
+        // A run of printable ASCII, the common case, is found a word at a time and copied whole.
+        const auto* q = p;
+        while (end - q >= 8 && printable8(load8(q)))
+            q += 8;
+        while (q < end && *q >= 0x20 && *q < 0x7F)
+            ++q;
+        const auto run = static_cast<std::size_t>(q - p);
+        room(run + 2);
+        std::memcpy(o, p, run);
+        o += run;
+        line += run;
+        p = q;
+        if (p == end)
+            break;
+        const unsigned char c = *p;
+        if (c == '\r' || c == '\n') {
+            st.longest_line = std::max(st.longest_line, line);
+            line = 0;
+            *o++ = '\r';
+            *o++ = '\n';
+            p += (c == '\r' && end - p > 1 && p[1] == '\n') ? 2 : 1;
+            continue;
+        }
+        *o++ = static_cast<char>(c);
+        ++p;
+        ++line;
+        if (c >= 0x80)
+            ++st.non_ascii;
+        else if (c != '\t')
+            ++st.controls; // C0 controls and DEL
+    }
+    st.longest_line = std::max(st.longest_line, line);
+    const auto used = static_cast<std::size_t>(o - out.data());
+    if (used < 2 || o[-2] != '\r' || o[-1] != '\n') {
+        room(2);
+        *o++ = '\r';
+        *o++ = '\n';
+    }
+    out.resize(static_cast<std::size_t>(o - out.data()));
+    return out;
+}
+
 std::string to_crlf_lines(std::string_view in)
 {
-    std::string out;
-    out.reserve(in.size() + in.size() / 32 + 2);
-    const char* p = in.data();
-    const char* const end = p + in.size();
-    while (p < end) {
-        const char* q = p;
-        while (q < end && *q != '\r' && *q != '\n')
-            ++q;
-        out.append(p, q); // whole lines at a time
-        if (q == end)
-            break;
-        out += "\r\n";
-        q += (*q == '\r' && q + 1 < end && q[1] == '\n') ? 2 : 1;
-        p = q;
-    }
-    if (out.size() < 2 || out.compare(out.size() - 2, 2, "\r\n") != 0)
-        out += "\r\n";
-    return out;
+    text_stats ignored;
+    return normalize_text(in, ignored);
 }
 
 text_stats scan_text(std::string_view t) noexcept

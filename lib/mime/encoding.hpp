@@ -65,6 +65,10 @@ struct text_stats {
 };
 text_stats scan_text(std::string_view crlf_text) noexcept;
 
+/// to_crlf_lines and scan_text in one pass: `in` with CRLF line breaks and a final CRLF, and in
+/// `st` what scan_text would say of it.
+std::string normalize_text(std::string_view in, text_stats& st);
+
 /// Appends CRLF-normalised text as quoted-printable (RFC 2045 §6.7): lines of at most 76
 /// characters with soft breaks, '=', controls, 8-bit octets and white space before a line break
 /// encoded, hard line breaks kept as CRLF.

@@ -17,11 +17,27 @@ void message_data::append_bytes(std::string_view s)
 {
     if (s.empty())
         return;
-    if (segments.empty() || segments.back().k != segment::kind::bytes)
+    if (segments.empty() || segments.back().k != segment::kind::bytes || segments.back().sealed)
         segments.emplace_back();
     segments.back().text += s;
     segments.back().size += s.size();
     size += s.size();
+}
+
+void message_data::append_owned(std::string&& s)
+{
+    // Small strings are merged with their neighbours: fewer, larger chunks for the transport.
+    constexpr std::size_t own_segment = 4096;
+    if (s.size() < own_segment) {
+        append_bytes(std::string_view(s));
+        return;
+    }
+    segment seg;
+    seg.size = s.size();
+    seg.text = std::move(s);
+    seg.sealed = true;
+    size += seg.size;
+    segments.push_back(std::move(seg));
 }
 
 void message_data::append_base64(std::shared_ptr<const std::string> d)
@@ -178,7 +194,7 @@ message message::from_bytes(std::string bytes, mailroom::envelope env, std::stri
     auto d = std::make_shared<detail::message_data>();
     d->env = std::move(env);
     d->message_id = std::move(message_id);
-    d->append_bytes(bytes);
+    d->append_owned(std::move(bytes));
     return message(std::move(d));
 }
 

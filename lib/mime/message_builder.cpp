@@ -300,8 +300,8 @@ struct text_part_result {
 text_part_result make_text_part(std::string_view subtype, std::string_view body, transfer_mode m)
 {
     text_part_result r;
-    std::string crlf = to_crlf_lines(body);
-    const text_stats st = scan_text(crlf);
+    text_stats st;
+    std::string crlf = normalize_text(body, st);
     std::string_view cte;
     const bool short_lines = st.longest_line <= fold_width;
     if (st.controls == 0 && st.non_ascii == 0 && short_lines) {
@@ -491,12 +491,12 @@ void finish_multipart(part& p, std::string_view subtype)
     add_header(p.headers, "Content-Type", ct);
 }
 
-void emit(const part& p, message_data& d)
+void emit(part& p, message_data& d)
 {
     d.append_bytes(p.headers);
     d.append_bytes("\r\n");
     if (!p.children.empty()) {
-        for (const part& c : p.children) {
+        for (part& c : p.children) {
             d.append_bytes("--");
             d.append_bytes(p.boundary);
             d.append_bytes("\r\n");
@@ -511,7 +511,7 @@ void emit(const part& p, message_data& d)
     } else if (p.b64_data) {
         d.append_base64(p.b64_data);
     } else {
-        d.append_bytes(p.body);
+        d.append_owned(std::move(p.body));
     }
 }
 
@@ -652,7 +652,7 @@ result<message> message_builder::build(diagnostics& diag) const
     }
     std::optional<part> text_part, html_part;
     if (text_ || (!html_)) {
-        auto r = make_text_part("plain", text_.value_or(std::string()), mode_);
+        auto r = make_text_part("plain", text_ ? std::string_view(*text_) : std::string_view(), mode_);
         env.eight_bit |= r.eight_bit;
         text_part = std::move(r.p);
     }

@@ -270,3 +270,52 @@ TEST_SUITE("mime.encoding")
               std::string(20, 'x') + "\r\n" + std::string(3, 'y') + "\r\n");
     }
 }
+
+TEST_SUITE("mime.encoding")
+{
+    TEST_CASE("normalize_text agrees with a byte-by-byte reference on random text")
+    {
+        // The reference: every CR LF, bare CR and bare LF becomes CRLF; a final CRLF is added.
+        auto reference = [](std::string_view in) {
+            std::string out;
+            for (std::size_t i = 0; i < in.size(); ++i) {
+                if (in[i] == '\r' || in[i] == '\n') {
+                    out += "\r\n";
+                    if (in[i] == '\r' && i + 1 < in.size() && in[i + 1] == '\n')
+                        ++i;
+                } else {
+                    out += in[i];
+                }
+            }
+            if (out.size() < 2 || out.substr(out.size() - 2) != "\r\n")
+                out += "\r\n";
+            return out;
+        };
+        // Mostly printable, with line breaks of every kind, tabs, controls and 8-bit octets;
+        // short lines make the output outgrow its first allocation.
+        const char specials[] = {'\r', '\n', '\t', '\x01', '\x7f', '\xc3', '\xa4', '.'};
+        std::uint32_t seed = 12345;
+        auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+        for (int round = 0; round < 2000; ++round) {
+            std::string in(next() % 300, 'a');
+            const std::uint32_t density = 1 + next() % 40;
+            for (char& c : in)
+                c = next() % density == 0 ? specials[next() % sizeof specials]
+                                          : static_cast<char>(' ' + next() % 95);
+            text_stats st;
+            const std::string out = normalize_text(in, st);
+            REQUIRE(out == reference(in));
+            const text_stats want = scan_text(out);
+            CHECK(st.non_ascii == want.non_ascii);
+            CHECK(st.controls == want.controls);
+            CHECK(st.longest_line == want.longest_line);
+        }
+        // Twenty empty lines: twice the input's length, beyond the first allocation.
+        std::string crlf20;
+        for (int i = 0; i < 20; ++i)
+            crlf20 += "\r\n";
+        text_stats st;
+        CHECK(normalize_text(std::string(20, '\n'), st) == crlf20);
+        CHECK(st.longest_line == 0);
+    }
+}
