@@ -711,7 +711,20 @@ def summarize(runs):
     return rows
 
 
-def ratios(rows):
+def paired_rate(runs, base, other, size, conns):
+    """Median over rounds of base's rate / other's rate in the same round. Their runs are next
+    to each other in a round, so a slow spell on the machine falls on both: steadier than the
+    ratio of the medians when the box's speed drifts between rounds."""
+    by_round = {}
+    for r in runs:
+        if "error" not in r and r["size"] == size and r["conns"] == conns and "round" in r:
+            by_round.setdefault(r["round"], {})[r["peer"]] = r["msgs_per_s"]
+    pairs = [rs[base] / rs[other] for rs in by_round.values()
+             if rs.get(base) and rs.get(other)]
+    return statistics.median(pairs) if pairs else None
+
+
+def ratios(rows, runs):
     out = []
     by = {(r["peer"], r["size"], r["conns"]): r for r in rows}
     for base in ("mailroom", "mailroom-compose"):
@@ -725,6 +738,7 @@ def ratios(rows):
                     continue
                 out.append({"base": base, "vs": other, "size": r["size"], "conns": r["conns"],
                             "rate": r["msgs_per_s"] / o["msgs_per_s"],
+                            "rate_paired": paired_rate(runs, base, other, r["size"], r["conns"]),
                             "cpu": (r["client_cpu_s_per_1000"] / o["client_cpu_s_per_1000"]
                                     if o["client_cpu_s_per_1000"] > 0 else None)})
     order = {p: i for i, p in enumerate(PEER_ORDER)}
@@ -772,11 +786,14 @@ def print_table(rows, rats, meta, skipped):
         print("mailroom compared (rate: its msgs/s / the other's, higher is better for mailroom;")
         print("CPU: its client CPU per message / the other's, lower is better for mailroom):")
         print()
-        print("| size | conns | mailroom row     | vs               | rate   | CPU    |")
-        print("|------|-------|------------------|------------------|--------|--------|")
+        print("(rate: of the medians; paired: the median of each round's ratio, runs side by side)")
+        print()
+        print("| size | conns | mailroom row     | vs               | rate   | paired | CPU    |")
+        print("|------|-------|------------------|------------------|--------|--------|--------|")
         for x in rats:
-            print("| %-4s | %5d | %-16s | %-16s | %5.2fx | %s |"
+            print("| %-4s | %5d | %-16s | %-16s | %5.2fx | %s | %s |"
                   % (x["size"], x["conns"], x["base"], x["vs"], x["rate"],
+                     "%5.2fx" % x["rate_paired"] if x.get("rate_paired") else "    - ",
                      "%5.2fx" % x["cpu"] if x["cpu"] is not None else "    - "))
     else:
         print("no ratios: no mailroom row in this run (skipped, or left out by --only/--skip).")
@@ -1049,7 +1066,7 @@ def main():
         meta["load"] = load
         meta["sink"] = sink_argv
         rows = summarize(runs)
-        rats = ratios(rows)
+        rats = ratios(rows, runs)
         print_table(rows, rats, meta, skipped)
         failed = [r for r in runs if "error" in r]
         if failed:
