@@ -222,7 +222,6 @@ int bulk_main(std::span<char*> argv)
             e.recipients = env.recipients;
         fixed = fixed->with_envelope(std::move(e));
     }
-    std::string body;
     std::function<mime::message(std::uint64_t)> make;
 
     mailer_options mo;
@@ -243,14 +242,15 @@ int bulk_main(std::span<char*> argv)
     st.count = *count;
     const bool show = progress == "always" || (progress == "auto" && isatty(STDERR_FILENO));
 
+    // One builder serves as the template: the body is prepared once, in text(); each message
+    // gets its own Subject, Date and Message-ID.
+    mime::message_builder tmpl;
+    tmpl.from(mailbox(*from)).to(mailbox(env.recipients.front())).text({});
     make = [&](std::uint64_t i) -> mime::message {
         if (fixed)
             return *fixed;
-        mime::message_builder b;
-        b.from(mailbox(*from))
-            .subject("mailroom bulk " + std::to_string(i + 1) + " of " + std::to_string(st.count));
-        b.to(mailbox(env.recipients.front()));
-        b.text(body);
+        auto& b = tmpl.subject("mailroom bulk " + std::to_string(i + 1) + " of " +
+                               std::to_string(st.count));
         diagnostics d;
         auto built = b.build(d);
         if (!built)
@@ -263,7 +263,7 @@ int bulk_main(std::span<char*> argv)
         // take is measured on a message with an empty body. Lines end in CRLF on the wire.
         const auto overhead = make(st.count - 1).size();
         const std::size_t want = size > overhead ? size - overhead : 1;
-        body = filler(want - want / 77);
+        tmpl.text(filler(want - want / 77));
     }
 
     std::uint64_t workers = std::min<std::uint64_t>(in_flight, st.count);

@@ -233,6 +233,16 @@ std::string normalize_text(std::string_view in, text_stats& st)
     return out;
 }
 
+std::shared_ptr<const prepared_text> prepare_text(std::string_view text)
+{
+    auto p = std::make_shared<prepared_text>();
+    p->crlf = normalize_text(text, p->st);
+    // Line breaks are ASCII, so the normalised text is valid UTF-8 exactly when the input is;
+    // pure ASCII needs no second look.
+    p->valid_utf8 = p->st.non_ascii == 0 || is_valid_utf8(p->crlf);
+    return p;
+}
+
 std::string to_crlf_lines(std::string_view in)
 {
     text_stats ignored;

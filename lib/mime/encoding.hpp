@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -64,6 +65,14 @@ struct text_stats {
     std::size_t longest_line = 0;
 };
 text_stats scan_text(std::string_view crlf_text) noexcept;
+
+/// A text body made ready once for any number of messages.
+struct prepared_text {
+    std::string crlf; ///< CRLF line breaks, ending in CRLF
+    text_stats st;
+    bool valid_utf8 = true;
+};
+std::shared_ptr<const prepared_text> prepare_text(std::string_view text);
 
 /// to_crlf_lines and scan_text in one pass: `in` with CRLF line breaks and a final CRLF, and in
 /// `st` what scan_text would say of it.

@@ -40,6 +40,18 @@ void message_data::append_owned(std::string&& s)
     segments.push_back(std::move(seg));
 }
 
+void message_data::append_shared(std::shared_ptr<const std::string> s)
+{
+    if (s->empty())
+        return;
+    segment seg;
+    seg.size = s->size();
+    seg.data = std::move(s);
+    seg.sealed = true;
+    size += seg.size;
+    segments.push_back(std::move(seg));
+}
+
 void message_data::append_base64(std::shared_ptr<const std::string> d)
 {
     segment s;
@@ -64,6 +76,8 @@ void message_data::append_base64_file(std::filesystem::path p, std::uint64_t fil
 // Raw octets encoded per chunk: whole base64 lines, so chunks joined by CRLF equal the encoding
 // of the whole (57 * 1152 = 64 KiB + 768, giving about 86 KiB of text).
 constexpr std::size_t chunk_input = base64_line_input * 1152;
+// Literal bytes are handed out as views of at most this many octets.
+constexpr std::size_t bytes_chunk = 64 * 1024;
 
 class reader_state {
 public:
@@ -85,10 +99,16 @@ public:
             const segment& s = data_->segments[index_];
             std::string_view out;
             switch (s.k) {
-            case segment::kind::bytes:
-                out = s.text;
-                advance();
+            case segment::kind::bytes: {
+                // Views of at most bytes_chunk octets, so a transport's buffer stays bounded
+                // however long a text body is.
+                const std::string_view all = s.data ? std::string_view(*s.data) : s.text;
+                out = all.substr(offset_, bytes_chunk);
+                offset_ += out.size();
+                if (offset_ == all.size())
+                    advance();
                 break;
+            }
             case segment::kind::base64_memory: out = encode_memory(*s.data); break;
             case segment::kind::base64_file:
                 out = encode_file(s, ec);

@@ -102,12 +102,12 @@ message_builder& message_builder::header(std::string name, std::string value)
 }
 message_builder& message_builder::text(std::string body)
 {
-    text_ = std::move(body);
+    text_ = detail::prepare_text(body);
     return *this;
 }
 message_builder& message_builder::html(std::string body)
 {
-    html_ = std::move(body);
+    html_ = detail::prepare_text(body);
     return *this;
 }
 message_builder& message_builder::attach(attachment a)
@@ -274,11 +274,11 @@ struct part {
     std::string headers; // this part's header fields, without the blank line
     // A leaf holds one of these:
     std::string body;                            // encoded text
+    std::shared_ptr<const std::string> literal;  // or 7bit/8bit text, shared with the builder
     std::shared_ptr<const std::string> b64_data; // in-memory attachment
     std::filesystem::path b64_file;              // file attachment
     std::uint64_t file_size = 0;
     bool is_file = false;
-    bool literal_body = false; // 7bit/8bit text: may contain anything, so check boundaries
     // A multipart holds these:
     std::string boundary;
     std::vector<part> children;
@@ -297,22 +297,23 @@ struct text_part_result {
     bool eight_bit = false;
 };
 
-text_part_result make_text_part(std::string_view subtype, std::string_view body, transfer_mode m)
+text_part_result make_text_part(std::string_view subtype,
+                                std::shared_ptr<const prepared_text> prepared, transfer_mode m)
 {
     text_part_result r;
-    text_stats st;
-    std::string crlf = normalize_text(body, st);
+    const text_stats& st = prepared->st;
+    const std::string& crlf = prepared->crlf;
+    // The part points into the prepared text (aliasing), which stays shared, never copied.
+    auto literal = std::shared_ptr<const std::string>(prepared, &prepared->crlf);
     std::string_view cte;
     const bool short_lines = st.longest_line <= fold_width;
     if (st.controls == 0 && st.non_ascii == 0 && short_lines) {
         cte = "7bit";
-        r.p.body = std::move(crlf);
-        r.p.literal_body = true;
+        r.p.literal = std::move(literal);
     } else if (m == transfer_mode::eight_bit && st.controls == 0 && st.longest_line <= 998) {
         cte = st.non_ascii ? "8bit" : "7bit";
         r.eight_bit = st.non_ascii != 0;
-        r.p.body = std::move(crlf);
-        r.p.literal_body = true;
+        r.p.literal = std::move(literal);
     } else if ((st.non_ascii + st.controls) * 100 <= crlf.size() * 17) {
         // Quoted-printable costs 2 extra octets per encoded octet, base64 a third of all: below
         // about 17% of octets to encode, quoted-printable is smaller and stays readable.
@@ -470,7 +471,7 @@ std::optional<bad> make_attachment_part(const attachment& a,
 
 bool contains_boundary(const part& p, std::string_view boundary)
 {
-    if (p.literal_body && p.body.find(boundary) != std::string::npos)
+    if (p.literal && p.literal->find(boundary) != std::string::npos)
         return true;
     return std::any_of(p.children.begin(), p.children.end(),
                        [&](const part& c) { return contains_boundary(c, boundary); });
@@ -510,6 +511,8 @@ void emit(part& p, message_data& d)
         d.append_base64_file(p.b64_file, p.file_size);
     } else if (p.b64_data) {
         d.append_base64(p.b64_data);
+    } else if (p.literal) {
+        d.append_shared(std::move(p.literal));
     } else {
         d.append_owned(std::move(p.body));
     }
@@ -639,7 +642,7 @@ result<message> message_builder::build(diagnostics& diag) const
             return fail(std::move(*b));
     }
     for (auto [field, body] : {std::pair{"text", &text_}, std::pair{"html", &html_}})
-        if (*body && !is_valid_utf8(**body))
+        if (*body && !(*body)->valid_utf8)
             return fail({error::invalid_utf8, field, "body is not valid UTF-8"});
 
     // Body tree: mixed(alternative(text, related(html, inline...)), attachment...).
@@ -652,12 +655,12 @@ result<message> message_builder::build(diagnostics& diag) const
     }
     std::optional<part> text_part, html_part;
     if (text_ || (!html_)) {
-        auto r = make_text_part("plain", text_ ? std::string_view(*text_) : std::string_view(), mode_);
+        auto r = make_text_part("plain", text_ ? text_ : prepare_text({}), mode_);
         env.eight_bit |= r.eight_bit;
         text_part = std::move(r.p);
     }
     if (html_) {
-        auto r = make_text_part("html", *html_, mode_);
+        auto r = make_text_part("html", html_, mode_);
         env.eight_bit |= r.eight_bit;
         html_part = std::move(r.p);
     }

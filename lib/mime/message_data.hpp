@@ -14,7 +14,7 @@ namespace mailroom::mime::detail {
 /// One stretch of the wire form.
 struct segment {
     enum class kind {
-        bytes,         ///< `text` as it is
+        bytes,         ///< `text` as it is, or `*data` when `data` is set
         base64_memory, ///< `data` in base64 lines, encoded while writing
         base64_file,   ///< the file at `path` (of `file_size` octets) in base64 lines
     };
@@ -37,6 +37,8 @@ struct message_data {
     void append_bytes(std::string_view s);
     /// Appends literal bytes; a large string becomes its own segment, moved rather than copied.
     void append_owned(std::string&& s);
+    /// Appends bytes shared with others (a builder's prepared body): not copied.
+    void append_shared(std::shared_ptr<const std::string> s);
     void append_base64(std::shared_ptr<const std::string> data);
     void append_base64_file(std::filesystem::path p, std::uint64_t file_size);
 };

@@ -816,24 +816,25 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
                 finish(ec, "reading the message");
                 co_return;
             }
-            const bool last = chunk.empty();
+            bool last = chunk.empty();
             if (bdat) {
-                // Each chunk goes out when the next one is known, so the last carries LAST
-                // (RFC 3030 §2) and no empty "BDAT 0 LAST" is needed.
-                if (!pending.empty() || last) {
-                    if (last)
-                        stuffer.finish(pending);
-                    detail::format_bdat(out, pending.size(), last);
-                    out += pending;
-                    pending.clear();
-                    ++bdat_commands;
-                }
+                // Chunks are gathered up to a write block per BDAT; the last one carries LAST
+                // (RFC 3030 §2), so no empty "BDAT 0 LAST" is needed.
                 if (!last) {
                     if (auto e2 = stuffer.feed(chunk, pending)) {
                         broken(e2.message());
                         finish(e2, "message data");
                         co_return;
                     }
+                    last = reader.remaining() == 0;
+                }
+                if (last || pending.size() >= write_block) {
+                    if (last)
+                        stuffer.finish(pending);
+                    detail::format_bdat(out, pending.size(), last);
+                    out += pending;
+                    pending.clear();
+                    ++bdat_commands;
                 }
             } else if (!last) {
                 if (auto e2 = stuffer.feed(chunk, out)) {

@@ -624,6 +624,38 @@ TEST_SUITE("smtp.fake")
         CHECK(srv.received().find(" LAST\r\n") != std::string::npos);
         CHECK(srv.received().find("\r\n.\r\n") == std::string::npos);
     }
+
+    TEST_CASE("a message over 64 KiB goes in BDAT chunks of about 64 KiB, the last with LAST")
+    {
+        std::string text;
+        while (text.size() < 100'000)
+            text += "a line of a long message body, seventy-odd characters long, to fill it\n";
+        const auto m = message(text);
+        asio::io_context io;
+        script s;
+        // One reply per BDAT: the client must read both, and the second is the outcome.
+        s.greet({"PIPELINING", "CHUNKING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .reply("250 ok\r\n250 ok")
+            .expect("BDAT ")
+            .delay(100ms)
+            .reply("250 2.0.0 chunk\r\n250 2.0.0 queued as B2");
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        REQUIRE_FALSE(connect(io, c));
+        auto [ec, rep] = send(io, c, m);
+        CHECK_FALSE(ec);
+        CHECK(rep.queue_id == "B2");
+        const std::string& got = srv.received();
+        const auto first = got.find("BDAT ");
+        REQUIRE(first != std::string::npos);
+        const auto size1 = std::stoul(got.substr(first + 5));
+        CHECK(size1 >= 64 * 1024);
+        CHECK(size1 < m.size());
+        CHECK(got.substr(first, got.find("\r\n", first) - first) ==
+              "BDAT " + std::to_string(size1)); // not LAST: the rest follows
+    }
 }
 
 TEST_SUITE("smtp.fake")

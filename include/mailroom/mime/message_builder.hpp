@@ -15,6 +15,10 @@
 
 namespace mailroom::mime {
 
+namespace detail {
+struct prepared_text;
+} // namespace detail
+
 /// A file or a block of memory sent with the message.
 struct attachment {
     /// The name the recipient sees (UTF-8). For a file, defaults to the file's own name.
@@ -77,6 +81,10 @@ public:
     /// Content-*, ...) are refused by build() with error::reserved_header.
     message_builder& header(std::string name, std::string value);
 
+    /// The body text (UTF-8, any line breaks). It is prepared once, here: line breaks made
+    /// CRLF and the text scanned for the transfer-encoding choice, so a builder used as a
+    /// template shares one prepared body among all the messages it builds. Errors still come
+    /// from build().
     message_builder& text(std::string body);
     message_builder& html(std::string body);
     message_builder& attach(attachment a);
@@ -106,7 +114,7 @@ private:
     std::vector<std::string> in_reply_to_, references_, list_unsubscribe_;
     bool one_click_ = false;
     std::vector<std::pair<std::string, std::string>> headers_;
-    std::optional<std::string> text_, html_;
+    std::shared_ptr<const detail::prepared_text> text_, html_;
     // In-memory content is moved into shared storage once, at attach(): build() and every
     // message built from this builder share it instead of copying it.
     struct stored_attachment {

@@ -531,3 +531,43 @@ TEST_SUITE("mime.from_wire")
         CHECK(m2.message_id() == m.message_id());
     }
 }
+
+TEST_SUITE("mime.message")
+{
+    TEST_CASE("a builder used as a template: each message its own headers, one body")
+    {
+        // 7bit text with bare LFs, and 8-bit text that must be encoded: both prepared once by
+        // text()/html(), and every build lays out the same body.
+        std::string text;
+        for (int i = 0; i < 3000; ++i)
+            text += "line " + std::to_string(i) + " of the newsletter\n";
+        auto b = basic();
+        b.text(text).html("<p>Grüße aus Köln, from the whole team at Example</p>");
+        const std::string w1 = wire(b.subject("first")), w2 = wire(b.subject("second"));
+        const auto body = [](const std::string& w) { return w.substr(w.find("\r\n\r\n")); };
+        check_wire_form(w1);
+        CHECK(w1.find("Subject: first\r\n") != std::string::npos);
+        CHECK(w2.find("Subject: second\r\n") != std::string::npos);
+        CHECK(w1.find("line 2999 of the newsletter\r\n") != std::string::npos);
+        CHECK(w1.find("K=C3=B6ln") != std::string::npos);
+        // Only the multipart boundary (random per build) tells the bodies apart.
+        const auto boundary = [](const std::string& w) {
+            const auto at = w.find("boundary=\"") + 10;
+            return w.substr(at, w.find('"', at) - at);
+        };
+        std::string b1 = body(w1), b2 = body(w2);
+        for (std::size_t at; (at = b1.find(boundary(w1))) != std::string::npos;)
+            b1.replace(at, boundary(w1).size(), "B");
+        for (std::size_t at; (at = b2.find(boundary(w2))) != std::string::npos;)
+            b2.replace(at, boundary(w2).size(), "B");
+        CHECK(b1 == b2);
+        // A copy that changes its text leaves the original's alone.
+        auto copy = b;
+        copy.text("something else");
+        CHECK(wire(b).find("line 2999 of the newsletter") != std::string::npos);
+        CHECK(wire(copy).find("something else\r\n") != std::string::npos);
+        // Invalid UTF-8 is still build()'s error, whenever text() was called.
+        b.text("bad \xff byte");
+        CHECK(build_error(b) == error::invalid_utf8);
+    }
+}
