@@ -24,8 +24,6 @@ import json
 import os
 import re
 import secrets
-import selectors
-import signal
 import socket
 import subprocess
 import sys
@@ -36,8 +34,10 @@ import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
+sys.path.insert(0, PEERS)
+import peerlib  # noqa: E402  (the peers' shared helpers)
+from peerlib import describe  # noqa: E402
 PYTHON = "/usr/bin/python3"
-AIOSMTPD = os.path.join(PEERS, "aiosmtpd_server.py")
 SMTP_SINK = os.path.join(PEERS, "smtp_sink.sh")
 MAKE_PKI = os.path.join(PEERS, "make_test_pki.py")
 
@@ -84,16 +84,6 @@ class Case:
         if not ok:
             self.problems.append(why)
             raise CaseFailed()
-
-
-def describe(got, want):
-    """The difference, short enough to read: long bytes show where they first differ."""
-    if isinstance(got, bytes) and isinstance(want, bytes) and max(len(got), len(want)) > 80:
-        i = next((n for n, (a, b) in enumerate(zip(got, want)) if a != b),
-                 min(len(got), len(want)))
-        return (f"{len(got)} octets, want {len(want)}; first difference at {i}: "
-                f"got {got[max(0, i - 30):i + 30]!r}, want {want[max(0, i - 30):i + 30]!r}")
-    return f"got {got!r}, want {want!r}"
 
 
 passed = failed = 0
@@ -221,59 +211,18 @@ def one_line(r):
 
 # ---- servers ----------------------------------------------------------------------------------
 
-def read_line(stream, timeout):
-    """One line from a pipe, or whatever came before the deadline or EOF."""
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            break
-        byte = os.read(stream.fileno(), 1)
-        if not byte:
-            break
-        data += byte
-    sel.close()
-    return data
-
-
 STOPPERS = []  # every server and listener started, stopped in main()'s finally
 
 
-class Aiosmtpd:
-    """aiosmtpd_server.py in a child process on 127.0.0.1; stopped by its PID."""
+class Aiosmtpd(peerlib.Aiosmtpd):
+    """aiosmtpd_server.py on 127.0.0.1, recording what it accepts; stopped in main()'s finally."""
 
     def __init__(self, name, *args, record=True):
-        self.name = name
         self.record = os.path.join(TMP, f"rec-{name}") if record else None
         extra = ["--record", self.record] if record else []
-        self.err = open(os.path.join(TMP, f"{name}.stderr"), "w+")
-        self.proc = subprocess.Popen(
-            [PYTHON, AIOSMTPD, "--host", LOOPBACK, "--port", "0", "--max-seconds", "300",
-             *extra, *args], stdout=subprocess.PIPE, stderr=self.err, stdin=subprocess.DEVNULL)
+        super().__init__(TMP, name, "--max-seconds", "300", *extra, *args,
+                         timeout=SERVER_START_TIMEOUT)
         STOPPERS.append(self.stop)
-        line = read_line(self.proc.stdout, SERVER_START_TIMEOUT)
-        if not line.startswith(b"PORT "):
-            self.stop()
-            raise RuntimeError(f"aiosmtpd {name}: first line {line!r}, stderr: {self.stderr()}")
-        self.port = int(line.split()[1])
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        if self.proc.stdout:
-            self.proc.stdout.close()
 
     def records(self):
         """Numbers of the whole recorded messages (their .json is written last)."""
@@ -288,11 +237,7 @@ class Aiosmtpd:
         return sorted(n for n in os.listdir(self.record) if n.endswith(".eml"))
 
     def recorded(self, n):
-        stem = os.path.join(self.record, f"{n:04d}")
-        with open(stem + ".eml", "rb") as f:
-            eml = f.read()
-        with open(stem + ".json") as f:
-            return eml, json.load(f)
+        return peerlib.recorded(self.record, n)
 
     def one_new(self, c, before):
         """The one message recorded since `before` (a records() list)."""
@@ -329,13 +274,7 @@ class SmtpSink:
                 data = f.read()
         except FileNotFoundError:
             return []
-        out = []
-        for chunk in data.split(b"=== smtp-sink message ===\n")[1:]:
-            lines = chunk.split(b"\n")
-            i = next(n for n, line in enumerate(lines) if line.startswith(b"Received: "))
-            body = b"\n".join(lines[i + 3:])
-            out.append((lines[:i], body[:-1] if body.endswith(b"\n\n") else body))
-        return out
+        return [(headers, body) for headers, body, _ in peerlib.parse_sink_dump(data)]
 
 
 class SilentServer:

@@ -9,10 +9,7 @@ server started here is stopped here, by PID. Prints "ok NAME" or "FAIL NAME: WHY
 and a final "peers-selftest: N passed, M failed"; exits 1 on any failure.
 """
 
-import json
 import os
-import selectors
-import signal
 import smtplib
 import socket
 import ssl
@@ -22,9 +19,11 @@ import tempfile
 import time
 import traceback
 
+import peerlib
+from peerlib import describe, recorded
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
-SERVER = os.path.join(HERE, "aiosmtpd_server.py")
 CLIENT_NAME = "selftest.localhost"  # smtplib would otherwise ask getfqdn(), i.e. maybe DNS
 TIMEOUT = 10
 
@@ -45,46 +44,11 @@ def expect_eq(name, got, want):
     check(name, got == want, describe(got, want))
 
 
-def describe(got, want):
-    """The difference, short enough to read: long bytes show where they first differ."""
-    if isinstance(got, bytes) and isinstance(want, bytes) and max(len(got), len(want)) > 80:
-        i = next((n for n, (a, b) in enumerate(zip(got, want)) if a != b), min(len(got),
-                                                                              len(want)))
-        return (f"{len(got)} octets, want {len(want)}; first difference at {i}: "
-                f"got {got[max(0, i - 20):i + 20]!r}, want {want[max(0, i - 20):i + 20]!r}")
-    return f"got {got!r}, want {want!r}"
-
-
-class Server:
-    """aiosmtpd_server.py in a child process; reads its `PORT n` line, stops it by PID."""
+class Server(peerlib.Aiosmtpd):
+    """aiosmtpd_server.py as a context manager whose exit checks that SIGTERM stops it cleanly."""
 
     def __init__(self, tmp, name, *args):
-        self.name = name
-        self.err = open(os.path.join(tmp, f"{name}.stderr"), "w+")
-        self.proc = subprocess.Popen([PYTHON, SERVER, "--port", "0", *args],
-                                     stdout=subprocess.PIPE, stderr=self.err)
-        line = read_line(self.proc.stdout, TIMEOUT)
-        if not line.startswith(b"PORT "):
-            self.stop()
-            raise RuntimeError(f"{name}: first line {line!r}, stderr: {self.stderr()}")
-        self.port = int(line.split()[1])
-
-    def stderr(self):
-        self.err.seek(0)
-        return self.err.read()
-
-    def stop(self):
-        """SIGTERM; True if it exited with status 0 within 5 s."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-        try:
-            clean = self.proc.wait(5) == 0
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-            clean = False
-        self.proc.stdout.close()
-        return clean
+        super().__init__(tmp, name, *args, timeout=TIMEOUT)
 
     def __enter__(self):
         return self
@@ -96,37 +60,11 @@ class Server:
         self.err.close()
 
 
-def read_line(stream, timeout):
-    """One line from a pipe, or whatever came before the deadline or EOF."""
-    sel = selectors.DefaultSelector()
-    sel.register(stream, selectors.EVENT_READ)
-    data = b""
-    deadline = time.monotonic() + timeout
-    while not data.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or not sel.select(left):
-            break
-        byte = os.read(stream.fileno(), 1)
-        if not byte:
-            break
-        data += byte
-    sel.close()
-    return data
-
-
 def client_context(pki, cert=None):
     ctx = ssl.create_default_context(cafile=os.path.join(pki, "ca.pem"))
     if cert:
         ctx.load_cert_chain(os.path.join(pki, f"{cert}.pem"), os.path.join(pki, f"{cert}.key"))
     return ctx
-
-
-def recorded(rec, n):
-    stem = os.path.join(rec, f"{n:04d}")
-    with open(stem + ".eml", "rb") as f:
-        eml = f.read()
-    with open(stem + ".json") as f:
-        return eml, json.load(f)
 
 
 def tls_verify_error(port, ctx, server_hostname):
@@ -308,7 +246,7 @@ def test_bad_certs(tmp, pki):
 
 
 def test_server_lifetime(tmp):
-    r = subprocess.run([PYTHON, SERVER, "--host", "0.0.0.0"], capture_output=True)
+    r = subprocess.run([PYTHON, peerlib.AIOSMTPD, "--host", "0.0.0.0"], capture_output=True)
     expect_eq("server: --host other than 127.0.0.1 refused", r.returncode, 2)
     srv = Server(tmp, "max-seconds", "--max-seconds", "1")
     try:
@@ -317,18 +255,6 @@ def test_server_lifetime(tmp):
         status = None
     srv.stop()
     expect_eq("server: --max-seconds 1 exits by itself with status 0", status, 0)
-
-
-def parse_sink_dump(data):
-    """smtp-sink's dump file (see smtp_sink.sh) as [(smtp-sink's headers, message bytes)]."""
-    out = []
-    for chunk in data.split(b"=== smtp-sink message ===\n")[1:]:
-        lines = chunk.split(b"\n")
-        i = next(n for n, line in enumerate(lines) if line.startswith(b"Received: "))
-        body = b"\n".join(lines[i + 3:])
-        assert body.endswith(b"\n\n")  # smtp-sink's blank line after each message
-        out.append((lines[:i], body[:-1]))
-    return out
 
 
 def test_smtp_sink(tmp):
@@ -353,10 +279,11 @@ def test_smtp_sink(tmp):
             expect_eq("sink: message accepted", refused, {})
             # Read before QUIT: smtp-sink has written the dump when it answers the final dot.
             with open(dump, "rb") as f:
-                messages = parse_sink_dump(f.read())
+                messages = peerlib.parse_sink_dump(f.read())
         expect_eq("sink: one message in the dump file", len(messages), 1)
         if messages:
-            headers, body = messages[0]
+            headers, body, blank = messages[0]
+            check("sink: a blank line follows the message in the dump", blank)
             expect_eq("sink: dump holds the message sent, CRLF as LF", body,
                       MESSAGE.replace(b"\r\n", b"\n"))
             check("sink: dump holds the envelope",
