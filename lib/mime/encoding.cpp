@@ -249,36 +249,6 @@ std::string to_crlf_lines(std::string_view in)
     return normalize_text(in, ignored);
 }
 
-text_stats scan_text(std::string_view t) noexcept
-{
-    text_stats st;
-    std::size_t line = 0;
-    const auto* u = reinterpret_cast<const unsigned char*>(t.data());
-    for (std::size_t i = 0; i < t.size(); ++i) {
-        if (t.size() - i >= 8 && printable8(load8(u + i))) {
-            line += 8;
-            i += 7;
-            continue;
-        }
-        auto c = static_cast<unsigned char>(t[i]);
-        if (c == '\r' && i + 1 < t.size() && t[i + 1] == '\n') {
-            if (line > st.longest_line)
-                st.longest_line = line;
-            line = 0;
-            ++i;
-            continue;
-        }
-        ++line;
-        if (c >= 0x80)
-            ++st.non_ascii;
-        else if ((c < 0x20 && c != '\t') || c == 0x7F)
-            ++st.controls;
-    }
-    if (line > st.longest_line)
-        st.longest_line = line;
-    return st;
-}
-
 namespace {
 constexpr char hex_digits[] = "0123456789ABCDEF";
 

@@ -64,7 +64,6 @@ struct text_stats {
     std::size_t controls = 0;  ///< C0 controls other than TAB, CR, LF; and DEL
     std::size_t longest_line = 0;
 };
-text_stats scan_text(std::string_view crlf_text) noexcept;
 
 /// A text body made ready once for any number of messages.
 struct prepared_text {
@@ -74,8 +73,8 @@ struct prepared_text {
 };
 std::shared_ptr<const prepared_text> prepare_text(std::string_view text);
 
-/// to_crlf_lines and scan_text in one pass: `in` with CRLF line breaks and a final CRLF, and in
-/// `st` what scan_text would say of it.
+/// `in` with CRLF line breaks and a final CRLF (as to_crlf_lines), and in `st` what the
+/// transfer-encoding choice needs to know about that text, found in the same pass.
 std::string normalize_text(std::string_view in, text_stats& st);
 
 /// Appends CRLF-normalised text as quoted-printable (RFC 2045 §6.7): lines of at most 76

@@ -17,37 +17,24 @@ void message_data::append_bytes(std::string_view s)
 {
     if (s.empty())
         return;
-    if (segments.empty() || segments.back().k != segment::kind::bytes || segments.back().sealed)
+    if (segments.empty() || segments.back().k != segment::kind::bytes || segments.back().data)
         segments.emplace_back();
     segments.back().text += s;
     segments.back().size += s.size();
     size += s.size();
 }
 
-void message_data::append_owned(std::string&& s)
+void message_data::append_shared(std::shared_ptr<const std::string> s)
 {
     // Small strings are merged with their neighbours: fewer, larger chunks for the transport.
     constexpr std::size_t own_segment = 4096;
-    if (s.size() < own_segment) {
-        append_bytes(std::string_view(s));
+    if (s->size() < own_segment) {
+        append_bytes(*s);
         return;
     }
     segment seg;
-    seg.size = s.size();
-    seg.text = std::move(s);
-    seg.sealed = true;
-    size += seg.size;
-    segments.push_back(std::move(seg));
-}
-
-void message_data::append_shared(std::shared_ptr<const std::string> s)
-{
-    if (s->empty())
-        return;
-    segment seg;
     seg.size = s->size();
     seg.data = std::move(s);
-    seg.sealed = true;
     size += seg.size;
     segments.push_back(std::move(seg));
 }
@@ -214,7 +201,7 @@ message message::from_bytes(std::string bytes, mailroom::envelope env, std::stri
     auto d = std::make_shared<detail::message_data>();
     d->env = std::move(env);
     d->message_id = std::move(message_id);
-    d->append_owned(std::move(bytes));
+    d->append_shared(std::make_shared<const std::string>(std::move(bytes)));
     return message(std::move(d));
 }
 

@@ -514,7 +514,7 @@ void emit(part& p, message_data& d)
     } else if (p.literal) {
         d.append_shared(std::move(p.literal));
     } else {
-        d.append_owned(std::move(p.body));
+        d.append_shared(std::make_shared<const std::string>(std::move(p.body)));
     }
 }
 
@@ -655,7 +655,8 @@ result<message> message_builder::build(diagnostics& diag) const
     }
     std::optional<part> text_part, html_part;
     if (text_ || (!html_)) {
-        auto r = make_text_part("plain", text_ ? text_ : prepare_text({}), mode_);
+        static const auto no_text = prepare_text({});
+        auto r = make_text_part("plain", text_ ? text_ : no_text, mode_);
         env.eight_bit |= r.eight_bit;
         text_part = std::move(r.p);
     }

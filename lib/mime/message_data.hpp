@@ -24,7 +24,6 @@ struct segment {
     std::filesystem::path path;
     std::uint64_t file_size = 0;
     std::uint64_t size = 0; ///< octets this segment contributes to the wire form
-    bool sealed = false;    ///< bytes: later bytes go in a new segment, not appended to this
 };
 
 struct message_data {
@@ -35,9 +34,8 @@ struct message_data {
 
     /// Appends literal bytes, merging with a preceding literal segment.
     void append_bytes(std::string_view s);
-    /// Appends literal bytes; a large string becomes its own segment, moved rather than copied.
-    void append_owned(std::string&& s);
-    /// Appends bytes shared with others (a builder's prepared body): not copied.
+    /// Appends literal bytes held elsewhere (a builder's prepared body, a message's bytes): a
+    /// large string becomes its own segment, not copied; a small one is merged like the above.
     void append_shared(std::shared_ptr<const std::string> s);
     void append_base64(std::shared_ptr<const std::string> data);
     void append_base64_file(std::filesystem::path p, std::uint64_t file_size);
