@@ -244,8 +244,6 @@ struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shut
         if (ssl_ctx)
             return {};
         ssl_ctx = std::make_unique<asio::ssl::context>(asio::ssl::context::tls_client);
-        if (opts.tls.mode == tls_mode::none)
-            return {};
         SSL_CTX* ctx = ssl_ctx->native_handle();
         // TLS 1.2 at least (RFC 8996 retired 1.0 and 1.1).
         SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
