@@ -50,6 +50,21 @@ mime::message message(std::string text = "Hello\n.leading dot\n", int rcpts = 1)
     return b.build_or_throw();
 }
 
+// A server offering CHUNKING that accepts the envelope, waits for the BDAT data to arrive, and
+// answers with `replies` (one per BDAT command expected).
+script bdat_script(std::string replies)
+{
+    script s;
+    s.greet({"PIPELINING", "CHUNKING"})
+        .expect("MAIL")
+        .expect("RCPT")
+        .reply("250 ok\r\n250 ok")
+        .expect("BDAT ")
+        .delay(100ms)
+        .reply(std::move(replies));
+    return s;
+}
+
 asio::ssl::context server_tls(const std::string& name = "localhost")
 {
     asio::ssl::context ctx(asio::ssl::context::tls_server);
@@ -605,15 +620,7 @@ TEST_SUITE("smtp.fake")
     TEST_CASE("BDAT when CHUNKING is offered")
     {
         asio::io_context io;
-        script s;
-        s.greet({"PIPELINING", "CHUNKING"})
-            .expect("MAIL")
-            .expect("RCPT")
-            .reply("250 ok\r\n250 ok")
-            .expect("BDAT ")
-            .delay(50ms)
-            .reply("250 2.0.0 queued as B1");
-        fake_server srv(io, s);
+        fake_server srv(io, bdat_script("250 2.0.0 queued as B1"));
         smtp::client c(io.get_executor(), options(srv));
         REQUIRE_FALSE(connect(io, c));
         auto [ec, rep] = send(io, c, message("line\n.dot\n"));
@@ -632,16 +639,8 @@ TEST_SUITE("smtp.fake")
             text += "a line of a long message body, seventy-odd characters long, to fill it\n";
         const auto m = message(text);
         asio::io_context io;
-        script s;
         // One reply per BDAT: the client must read both, and the second is the outcome.
-        s.greet({"PIPELINING", "CHUNKING"})
-            .expect("MAIL")
-            .expect("RCPT")
-            .reply("250 ok\r\n250 ok")
-            .expect("BDAT ")
-            .delay(100ms)
-            .reply("250 2.0.0 chunk\r\n250 2.0.0 queued as B2");
-        fake_server srv(io, s);
+        fake_server srv(io, bdat_script("250 2.0.0 chunk\r\n250 2.0.0 queued as B2"));
         smtp::client c(io.get_executor(), options(srv));
         REQUIRE_FALSE(connect(io, c));
         auto [ec, rep] = send(io, c, m);
