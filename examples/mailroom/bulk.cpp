@@ -249,10 +249,9 @@ int bulk_main(std::span<char*> argv)
     make = [&](std::uint64_t i) -> mime::message {
         if (fixed)
             return *fixed;
-        auto& b = tmpl.subject("mailroom bulk " + std::to_string(i + 1) + " of " +
-                               std::to_string(st.count));
+        tmpl.subject("mailroom bulk " + std::to_string(i + 1) + " of " + std::to_string(st.count));
         diagnostics d;
-        auto built = b.build(d);
+        auto built = tmpl.build(d);
         if (!built)
             throw failure(ex_dataerr, "bulk: " + built.error().message() + ": " + d.to_string());
         return built->with_envelope(env);
