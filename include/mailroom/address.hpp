@@ -27,6 +27,7 @@ public:
     /// Errors: error::invalid_address, error::address_too_long, error::invalid_domain,
     /// error::control_character, error::invalid_utf8. `diag.detail` says what was wrong.
     static result<address> parse(std::string_view text, diagnostics& diag);
+    /// As above, without diagnostics.
     static result<address> parse(std::string_view text);
 
     /// Local part as it goes on the wire: a dot-atom, or a quoted-string with its quotes.
@@ -38,6 +39,7 @@ public:
 
     /// True when the local part is not ASCII: delivery needs SMTPUTF8.
     bool needs_smtputf8() const noexcept { return smtputf8_; }
+    /// True for a default-constructed address; as an envelope's `from`, the null path `<>`.
     bool empty() const noexcept { return local_.empty(); }
 
     /// `local@domain_ascii`: the form used in MAIL FROM / RCPT TO and in headers.
@@ -63,9 +65,13 @@ private:
 /// `=?utf-8?q?J=C3=B6rg?= <j@example.com>` (the display name is decoded only for keeping; it is
 /// re-encoded on output), UTF-8 names, and comments around the parts
 /// (`alice@example.com (Alice)`). One mailbox only: a list or a group is an error.
+///
+/// Thread safety: a value type; distinct objects are independent, const access is safe.
 class MAILROOM_API mailbox {
 public:
     mailbox() = default;
+    /// A mailbox from a parsed address and a display name (UTF-8, unquoted), which is checked
+    /// when a message is built.
     explicit mailbox(mailroom::address addr, std::string display_name = {})
         : name_(std::move(display_name))
         , addr_(std::move(addr))
@@ -75,12 +81,14 @@ public:
     /// Errors as for address::parse, and error::invalid_address for a list, a group, an
     /// unterminated quote, comment or angle bracket.
     static result<mailbox> parse(std::string_view text, diagnostics& diag);
+    /// As above, without diagnostics.
     static result<mailbox> parse(std::string_view text);
 
     /// The display name as text (UTF-8), unquoted; empty when there is none.
     const std::string& display_name() const noexcept { return name_; }
     /// Sets the display name; it is checked (no controls, valid UTF-8) when a message is built.
     void set_display_name(std::string name) { name_ = std::move(name); }
+    /// The address.
     const mailroom::address& address() const noexcept { return addr_; }
 
     friend bool operator==(const mailbox&, const mailbox&) = default;

@@ -15,12 +15,18 @@
 #include <string>
 #include <type_traits>
 
+/// Email submission for C++ services. Addresses, errors, the logger and the mailer facade are
+/// here; the modules have their own namespaces: mime (messages), smtp (one connection), pool
+/// (connection pools), limit (rate limits).
 namespace mailroom {
 
+/// Every operation reports failure as a Boost.System error code.
 using boost::system::error_code;
+/// A value or an error_code (Boost.System), returned by the synchronous operations.
 using boost::system::result;
 
-/// Errors made by mailroom itself.
+/// Errors made by mailroom itself, in library_category(). Compare codes against a condition
+/// (`ec == condition::transient`) rather than single values where you can.
 enum class error {
     // Bad input: nothing was sent or written.
     invalid_address = 1,  ///< not an RFC 5322 mailbox / RFC 5321 path
@@ -31,7 +37,7 @@ enum class error {
     invalid_header_name,  ///< header field name is empty or not printable ASCII without ':'
     reserved_header,      ///< header is set by the builder itself (From, Bcc, Content-Type, ...)
     invalid_message_id,   ///< not an RFC 5322 msg-id `<left@right>`
-    invalid_content_id,   ///< inline part's Content-ID is empty or not a dot-atom@dot-atom
+    invalid_content_id,   ///< inline part's Content-ID is empty or not `dot-atom@dot-atom`
     invalid_uri,          ///< List-Unsubscribe URI with spaces, controls or '<' '>'
     invalid_filename,     ///< attachment name is empty or holds '/' or '\\'
     invalid_content_type, ///< not a `type/subtype` media type
@@ -77,18 +83,18 @@ enum class error {
     eight_bit_unavailable, ///< the message has 8-bit parts; the server lacks 8BITMIME
 
     // SMTP: after the final dot, the reply never came: the message may have been delivered.
-    delivery_status_unknown,
+    delivery_status_unknown, ///< the final dot was written, its reply never came: maybe delivered
 
     // SMTP: deadlines, one per phase (RFC 5321 §4.5.3.2 and connect, TLS).
-    connect_timeout,
-    tls_handshake_timeout,
-    greeting_timeout,
-    command_timeout, ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT
-    mail_timeout,
-    rcpt_timeout,
-    data_timeout,       ///< the reply to DATA
-    data_block_timeout, ///< writing message data
-    data_end_timeout,   ///< the reply after the final dot
+    connect_timeout,       ///< resolving and connecting (timeouts::connect)
+    tls_handshake_timeout, ///< the TLS handshake (timeouts::tls_handshake)
+    greeting_timeout,      ///< the server's 220 greeting
+    command_timeout,       ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT
+    mail_timeout,          ///< MAIL FROM and its reply
+    rcpt_timeout,          ///< the reply to a RCPT TO
+    data_timeout,          ///< the reply to DATA
+    data_block_timeout,    ///< writing message data
+    data_end_timeout,      ///< the reply after the final dot
 
     // Rate limiting (mailroom::limit).
     invalid_limit,       ///< limiter options out of range: a zero rate, period or burst, ...
@@ -104,9 +110,11 @@ enum class error {
     no_route,               ///< no provider for the sender's domain, and no default
 };
 
-/// The category of `mailroom::error`.
+/// The category of `mailroom::error`, named "mailroom". One instance, comparable across
+/// shared-library copies (a fixed id).
 MAILROOM_API const boost::system::error_category& library_category() noexcept;
 
+/// The error_code for `e`, in library_category(); makes `error_code ec = error::...` work.
 inline error_code make_error_code(error e) noexcept
 {
     return {static_cast<int>(e), library_category()};
@@ -120,8 +128,13 @@ enum class condition {
     timeout,           ///< a deadline passed
 };
 
+/// The category of `mailroom::condition`, named "mailroom.condition". A code matches its own
+/// default condition (mailroom's codes; smtp::reply_category(): 4xx transient, 5xx permanent);
+/// condition::transient also matches every timeout and the system's network errors
+/// (connection refused, reset or aborted, unreachable, timed out, broken pipe, ...).
 MAILROOM_API const boost::system::error_category& condition_category() noexcept;
 
+/// The error_condition for `c`, in condition_category(); makes `ec == condition::...` work.
 inline boost::system::error_condition make_error_condition(condition c) noexcept
 {
     return {static_cast<int>(c), condition_category()};
@@ -133,6 +146,7 @@ struct diagnostics {
     std::string field;  ///< e.g. "To", "Subject", "attachment report.pdf"
     std::string detail; ///< e.g. "more than one '@'"
 
+    /// Empties both fields.
     void clear()
     {
         field.clear();
@@ -144,7 +158,10 @@ struct diagnostics {
 
 } // namespace mailroom
 
+/// @cond
+// Boost.System opt-ins, not part of the API reference.
 template <> struct boost::system::is_error_code_enum<mailroom::error> : std::true_type {
 };
 template <> struct boost::system::is_error_condition_enum<mailroom::condition> : std::true_type {
 };
+/// @endcond

@@ -6,6 +6,7 @@
 
 namespace mailroom {
 
+/// How much a log line matters, least first. `off` as a logger's level silences it.
 enum class log_level { trace, debug, info, warning, error, off };
 
 /// A log sink passed in options. One line per event, prefixed with what it concerns, e.g.
@@ -15,10 +16,14 @@ enum class log_level { trace, debug, info, warning, error, off };
 /// Quiet by default: only warnings and errors, and nothing at all without a sink.
 /// Thread safety: the sink may be called from any thread that runs the library's handlers.
 struct logger {
+    /// Lines below this level are dropped.
     log_level level = log_level::warning;
+    /// Receives each line (without a line end); empty: no logging at all.
     std::function<void(log_level, std::string_view)> sink;
 
+    /// True when a line at `l` would reach the sink (the library checks before formatting).
     bool enabled(log_level l) const noexcept { return sink && l >= level && l != log_level::off; }
+    /// Passes `line` to the sink if enabled(l).
     void operator()(log_level l, std::string_view line) const
     {
         if (enabled(l))

@@ -3,6 +3,8 @@
 
 #include <chrono>
 
+/// Per-provider rate limits: exact token buckets, the I/O-free rate_limiter that decides, and
+/// the Asio limiter that waits.
 namespace mailroom::limit {
 
 /// The clock the limiter's time points come from.
@@ -13,7 +15,9 @@ namespace mailroom::limit {
 /// wake-up. A `now` earlier than one already seen counts as the one already seen: time never
 /// runs backwards inside a limiter.
 using clock = std::chrono::steady_clock;
+/// A time on the limiter's clock.
 using time_point = clock::time_point;
+/// A duration on the limiter's clock.
 using duration = clock::duration;
 
 } // namespace mailroom::limit

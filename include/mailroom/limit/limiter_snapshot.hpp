@@ -23,7 +23,7 @@ struct limiter_snapshot {
         /// itself is exact).
         double effective_rate = 0;
     };
-    std::vector<bucket> buckets{};
+    std::vector<bucket> buckets{}; ///< one per configured bucket
 
     // Gauges.
     unsigned rate_permille = 1000;  ///< the adaptive rate, in thousandths of the configured one

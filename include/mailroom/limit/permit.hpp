@@ -22,8 +22,11 @@ struct limiter_impl;
 class MAILROOM_API permit {
 public:
     permit() noexcept = default;
+    /// Takes over `other`'s acquisition; `other` is left empty.
     permit(permit&& other) noexcept;
+    /// Releases what this permit holds (as release()), then takes over `other`'s.
     permit& operator=(permit&& other) noexcept;
+    /// Releases what it holds (as release()).
     ~permit();
 
     /// The send is done: frees the concurrency slot; the tokens stay spent.
@@ -31,9 +34,12 @@ public:
     /// The send never happened: gives the tokens back and frees the slot.
     void cancel() noexcept;
 
+    /// True while it holds a granted acquisition.
     explicit operator bool() const noexcept { return impl_ != nullptr; }
+    /// The acquisition's ticket; the 0 ticket when empty.
     limit::ticket ticket() const noexcept { return ticket_; }
 
+    /// For the library itself (limiter): a permit for a granted ticket.
     permit(std::shared_ptr<detail::limiter_impl> i, limit::ticket t) noexcept
         : impl_(std::move(i))
         , ticket_(t)

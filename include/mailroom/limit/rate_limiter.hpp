@@ -26,7 +26,7 @@ namespace mailroom::limit {
 /// One acquisition, from enqueue() until it is released or cancelled. Numbers increase in
 /// enqueue order and are never reused by a limiter; 0 is no ticket.
 struct ticket {
-    std::uint64_t id = 0;
+    std::uint64_t id = 0; ///< 1, 2, ...; 0: no ticket
     friend auto operator<=>(const ticket&, const ticket&) = default;
 };
 
@@ -63,6 +63,7 @@ public:
     /// value is out of range; `diag.field` names it ("buckets[1].per", "adaptive.floor_permille").
     MAILROOM_API static result<rate_limiter> create(const rate_limiter_options& options,
                                                     time_point now, diagnostics& diag);
+    /// As above, without diagnostics.
     MAILROOM_API static result<rate_limiter> create(const rate_limiter_options& options,
                                                     time_point now);
 
@@ -106,6 +107,7 @@ public:
     /// freed; the tokens stay spent. Returns false if `t` is not granted.
     MAILROOM_API bool release(ticket t);
 
+    /// Where `t` is now: waiting, granted, or unknown (never issued, released or cancelled).
     MAILROOM_API ticket_state state(ticket t) const;
 
     /// Classifies `r` (limit::classify) and applies the signal at `now`; returns it.
@@ -132,6 +134,7 @@ public:
     unsigned rate_permille() const noexcept { return permille_; }
     /// The end of the quota pause, if one lasts at the last time seen.
     std::optional<time_point> paused_until() const noexcept { return paused_until_; }
+    /// The options it was created with.
     const rate_limiter_options& options() const noexcept { return options_; }
 
 private:

@@ -24,6 +24,7 @@ enum class charge {
 /// additive increase while none come (as TCP congestion control, RFC 5681 §3.1). Rates are in
 /// thousandths (permille) of the configured ones, so every figure is exact.
 struct adaptive_options {
+    /// Off: replies never change the rate (quota pauses still apply).
     bool enabled = true;
     /// A slow-down signal multiplies the rate by this (500: halves it), 1..1000.
     unsigned cut_to_permille = 500;
@@ -52,6 +53,7 @@ struct adaptive_options {
 struct rate_limiter_options {
     /// Any number, including none (then only max_in_flight and quota pauses apply).
     std::vector<bucket_options> buckets{};
+    /// What one acquisition costs (see rate_limiter::cost_for).
     charge charge_by = charge::per_message;
     /// Concurrency cap: acquisitions granted and not yet released. 0: none. Adaptive cuts scale
     /// it too (never below 1).
@@ -60,6 +62,7 @@ struct rate_limiter_options {
     /// this time even if everything ahead of it is granted as soon as the configured rates
     /// allow; a quota pause counts. duration::max(): never refuse. ≥ 0.
     duration max_wait = duration::max();
+    /// How "slow down" replies cut the rate, and how it recovers.
     adaptive_options adaptive{};
     /// How long a quota_exhausted signal pauses the provider. Unset: until the bucket that
     /// takes longest to refill (the daily one, usually), emptied by the signal, is full again

@@ -49,6 +49,7 @@ public:
     /// value is out of range; `diag.field` names it ("rate", "per", "burst", "initial").
     MAILROOM_API static result<token_bucket> create(const bucket_options& options, time_point now,
                                                     diagnostics& diag);
+    /// As above, without diagnostics.
     MAILROOM_API static result<token_bucket> create(const bucket_options& options, time_point now);
 
     /// Whole tokens held at `now`.
@@ -85,10 +86,10 @@ public:
     /// the time before `now` keeps the rate it had.
     MAILROOM_API void set_rate_permille(unsigned permille, time_point now) noexcept;
 
-    std::uint64_t rate() const noexcept { return rate_; }
-    duration per() const noexcept { return per_; }
-    std::uint64_t burst() const noexcept { return burst_; }
-    unsigned rate_permille() const noexcept { return permille_; }
+    std::uint64_t rate() const noexcept { return rate_; }         ///< configured tokens per per()
+    duration per() const noexcept { return per_; }                ///< the configured period
+    std::uint64_t burst() const noexcept { return burst_; }       ///< capacity
+    unsigned rate_permille() const noexcept { return permille_; } ///< the rate's scale, 1..1000
 
 private:
     token_bucket() = default;

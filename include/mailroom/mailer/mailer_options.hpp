@@ -20,6 +20,7 @@ struct provider_options {
     std::string name;
     /// Endpoint and credentials. The pool's connections all use these.
     smtp::client_options server;
+    /// The provider's connection pool.
     pool::pool_options pool{};
     /// The provider's quotas. No buckets and no max_in_flight: no limiter at all.
     limit::rate_limiter_options limits{};
@@ -36,7 +37,9 @@ struct provider_options {
 struct retry_options {
     /// Attempts in all, ≥ 1 (1: never retry).
     unsigned max_attempts = 3;
+    /// The wait before the first retry (before jitter), > 0.
     std::chrono::steady_clock::duration initial_backoff = std::chrono::milliseconds(500);
+    /// The longest wait between attempts (before jitter), ≥ initial_backoff.
     std::chrono::steady_clock::duration max_backoff = std::chrono::seconds(30);
     /// No attempt starts after this long from the call (limiter and pool waits included).
     std::chrono::steady_clock::duration deadline = std::chrono::minutes(10);
@@ -46,14 +49,19 @@ struct retry_options {
     bool retry_unknown = false;
 };
 
+/// What a mailer sends through and how. Checked by the mailer's constructor
+/// (error::invalid_mailer_options and the pool's and limiter's own option errors).
 struct mailer_options {
+    /// At least one; names unique.
     std::vector<provider_options> providers;
     /// Where mail goes that no provider's sender_domains match. Empty: the first provider.
     std::string default_provider{};
     /// Mail that no provider's sender_domains match fails with error::no_route instead of
     /// going to the default provider (a service that must never send from an unknown domain).
     bool require_route = false;
+    /// Retries, for every send that doesn't bring its own (send_request::retry).
     retry_options retry{};
+    /// The mailer's log, and each provider's connections' unless its server options have a sink.
     logger log{};
 };
 
@@ -61,6 +69,7 @@ struct mailer_options {
 struct send_request {
     /// Send through this provider, whatever the routing says. Empty: route by sender.
     std::string provider{};
+    /// DSN requests for the SMTP transaction.
     smtp::send_options smtp{};
     /// Overrides mailer_options::retry for this send.
     std::optional<retry_options> retry{};

@@ -14,8 +14,9 @@ namespace mailroom {
 
 /// Counters, gauges and latency histograms, copied out for a service to export.
 struct mailer_snapshot {
+    /// One provider's figures.
     struct provider {
-        std::string name;
+        std::string name; ///< provider_options::name
 
         // Counters of finished sends (one per async_send call).
         std::uint64_t delivered = 0; ///< every recipient accepted
@@ -29,6 +30,7 @@ struct mailer_snapshot {
 
         // Gauges.
         std::uint64_t in_progress = 0; ///< sends begun and not finished
+        /// The provider's connection pool.
         pool::pool_snapshot pool{};
         std::optional<limit::limiter_snapshot> limiter{}; ///< when the provider has limits
 
@@ -37,8 +39,10 @@ struct mailer_snapshot {
         /// Time spent waiting for the limiter, per attempt that waited for it.
         latency_histogram limiter_wait{};
     };
+    /// In the order of mailer_options::providers.
     std::vector<provider> providers;
 
+    /// Sends delivered to every recipient or some (delivered + partial), over all providers.
     std::uint64_t sent() const noexcept
     {
         std::uint64_t n = 0;

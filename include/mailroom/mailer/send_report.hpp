@@ -20,13 +20,14 @@ struct send_report {
 
     /// Where the time went, summed over attempts.
     struct timings {
+        /// Steady-clock durations.
         using duration = std::chrono::steady_clock::duration;
         duration limiter{};  ///< waiting for the rate limiter
         duration checkout{}; ///< waiting for a connection (connecting included)
         duration smtp{};     ///< the SMTP transaction(s)
         duration backoff{};  ///< waiting between attempts
         duration total{};    ///< from the call to the report
-    } time;
+    } time;                  ///< where the time went
 };
 
 } // namespace mailroom

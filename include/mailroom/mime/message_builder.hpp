@@ -27,7 +27,8 @@ struct attachment {
     std::string content_type;
     /// The content, when it is in memory...
     std::string data;
-    /// ...or a file, read when the message is written (its size is taken at build()).
+    /// ...or a file, read when the message is written (its size is taken at build()). When set,
+    /// `data` is not used.
     std::filesystem::path path;
     /// Non-empty: an inline part referenced from HTML as `cid:<content_id>` (multipart/related).
     std::string content_id;
@@ -50,35 +51,45 @@ enum class transfer_mode {
 /// Thread safety: a value type. build() is const, so a builder can serve as a template.
 class MAILROOM_API message_builder {
 public:
+    /// A parsed mailbox, or text that build() parses (mailbox::parse).
     using mailbox_input = std::variant<mailbox, std::string>;
 
+    /// The From mailbox (required); a later call replaces it.
     message_builder& from(mailbox_input m);
     /// The Sender header (RFC 5322 §3.6.2), and MAIL FROM unless envelope_from is set.
     message_builder& sender(mailbox_input m);
+    /// Adds a To recipient (header and envelope); call once per mailbox.
     message_builder& to(mailbox_input m);
+    /// Adds a Cc recipient (header and envelope).
     message_builder& cc(mailbox_input m);
     /// Envelope only: a Bcc recipient never appears in the headers.
     message_builder& bcc(mailbox_input m);
+    /// Adds a Reply-To mailbox.
     message_builder& reply_to(mailbox_input m);
     /// MAIL FROM (the bounce address); default: Sender, else From.
     message_builder& envelope_from(mailbox_input m);
 
+    /// The Subject (UTF-8; encoded and folded as needed). None: no Subject header.
     message_builder& subject(std::string text);
-    /// Default: the time build() runs, in the local time zone.
+    /// The Date header. Default: the time build() runs, in the local time zone.
     message_builder& date(std::chrono::system_clock::time_point t);
     /// A fixed Message-ID, `<left@right>` or `left@right`. Default: a new random one per build().
     message_builder& message_id(std::string id);
     /// Right-hand side for generated Message-IDs. Default: the From address's domain.
     message_builder& message_id_domain(std::string domain);
+    /// Adds a msg-id to In-Reply-To (RFC 5322 §3.6.4), with or without angle brackets.
     message_builder& in_reply_to(std::string msg_id);
+    /// Adds a msg-id to References, as for in_reply_to.
     message_builder& references(std::string msg_id);
-    /// A List-Unsubscribe URI (RFC 2369), without angle brackets: `https://...` or `mailto:...`.
+    /// Adds a List-Unsubscribe URI (RFC 2369), without angle brackets: `https://...` or
+    /// `mailto:...`.
     message_builder& list_unsubscribe(std::string uri);
     /// Adds `List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058); build() then requires
     /// an https List-Unsubscribe URI.
     message_builder& list_unsubscribe_one_click(bool on = true);
-    /// Any other header. Names the builder owns (From, To, Bcc, Date, Message-ID, MIME-Version,
-    /// Content-*, ...) are refused by build() with error::reserved_header.
+    /// Adds any other header (UTF-8 value, encoded as needed). Names the builder owns (From, To,
+    /// Bcc, Date, Message-ID, MIME-Version, Content-*, ...) are refused by build() with
+    /// error::reserved_header.
     message_builder& header(std::string name, std::string value);
 
     /// The body text (UTF-8, any line breaks). It is prepared once, here: line breaks made
@@ -86,7 +97,11 @@ public:
     /// template shares one prepared body among all the messages it builds. Errors still come
     /// from build().
     message_builder& text(std::string body);
+    /// The HTML body, prepared as text() is. With a text body too: multipart/alternative,
+    /// text first.
     message_builder& html(std::string body);
+    /// Adds an attachment, or an inline part when it has a content_id. In-memory data is moved
+    /// into shared storage here, so every message built from this builder shares it.
     message_builder& attach(attachment a);
     /// Attaches a file; its name and type come from the path.
     message_builder& attach_file(std::filesystem::path p, std::string content_type = {});
@@ -94,13 +109,15 @@ public:
     message_builder& inline_file(std::string content_id, std::filesystem::path p,
                                  std::string content_type = {});
 
+    /// How 8-bit text may travel. Default: transfer_mode::seven_bit.
     message_builder& mode(transfer_mode m);
 
     /// Validates everything and lays the message out. Errors (diag.field names the field):
     /// error::missing_from, error::no_recipients, error::invalid_address and the other address
     /// errors, error::control_character, error::invalid_utf8, error::invalid_header_name,
     /// error::reserved_header, error::invalid_message_id, error::invalid_content_id,
-    /// error::invalid_uri, error::file_unreadable.
+    /// error::invalid_uri, error::invalid_filename, error::invalid_content_type,
+    /// error::file_unreadable.
     result<message> build(diagnostics& diag) const;
     /// As above; throws boost::system::system_error carrying the diagnostics on failure.
     message build_or_throw() const;

@@ -4,8 +4,10 @@
 #include <chrono>
 #include <cstddef>
 
+/// Connection pools: warm, authenticated SMTP connections to one endpoint, lent to sends.
 namespace mailroom::pool {
 
+/// The pool's durations (steady clock).
 using duration = std::chrono::steady_clock::duration;
 
 /// Reconnecting after failed connects: the n-th consecutive failure waits a random time in
@@ -16,6 +18,8 @@ struct backoff_options {
     duration max = std::chrono::seconds(30);           ///< ≥ initial
 };
 
+/// How many connections a pool keeps, how they are shared, and when they are retired. Checked
+/// by the pool's constructor (error::invalid_pool_options).
 struct pool_options {
     /// Connections open or opening at once, ≥ 1. Also bounds concurrent connect attempts.
     std::size_t max_connections = 4;
@@ -39,6 +43,7 @@ struct pool_options {
     duration probe_after_idle = std::chrono::seconds(5);
     /// How long async_acquire waits for a connection before error::checkout_timeout, > 0.
     duration checkout_timeout = std::chrono::seconds(60);
+    /// Waits between connect attempts after failures.
     backoff_options reconnect{};
     /// The executor's context is run by one thread only: the pool (and a mailer's provider)
     /// then runs on it directly, without a strand, saving a little CPU per send. Wrong with a

@@ -20,6 +20,7 @@ struct pool_snapshot {
     std::uint64_t connects = 0;         ///< connections opened
     std::uint64_t connect_failures = 0; ///< connect attempts that failed
     std::uint64_t checkouts = 0;        ///< connections handed out
+    /// Checkouts that ended with error::checkout_timeout.
     std::uint64_t checkout_timeouts = 0;
     std::uint64_t probes = 0;    ///< NOOPs sent to connections that sat idle
     std::uint64_t stale = 0;     ///< of those, connections the server had dropped

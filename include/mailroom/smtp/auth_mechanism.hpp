@@ -24,12 +24,12 @@ namespace mailroom::smtp {
 ///   server to keep a plaintext-equivalent secret (so it often fails against servers that
 ///   store hashes), it uses MD5 and never authenticates the server (RFC 4954 §4).
 enum class auth_mechanism {
-    plain,
-    login,
-    cram_md5,
-    scram_sha_256,
-    xoauth2,
-    oauthbearer,
+    plain,         ///< PLAIN (RFC 4616)
+    login,         ///< LOGIN (draft-murchison-sasl-login)
+    cram_md5,      ///< CRAM-MD5 (RFC 2195)
+    scram_sha_256, ///< SCRAM-SHA-256 (RFC 7677)
+    xoauth2,       ///< XOAUTH2 (Google, Microsoft)
+    oauthbearer,   ///< OAUTHBEARER (RFC 7628)
 };
 
 /// The mechanism's registered name, e.g. "SCRAM-SHA-256".

@@ -25,8 +25,8 @@ struct reply;
 struct capabilities {
     /// One ehlo-line: keyword and parameters as sent, the keyword upper-cased.
     struct extension {
-        std::string keyword;
-        std::vector<std::string> params;
+        std::string keyword;             ///< e.g. "SIZE", "AUTH"
+        std::vector<std::string> params; ///< e.g. {"35882577"}, {"PLAIN", "LOGIN"}
         friend bool operator==(const extension&, const extension&) = default;
     };
 

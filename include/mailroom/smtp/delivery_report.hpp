@@ -13,11 +13,13 @@ namespace mailroom::smtp {
 
 /// The server's answer for one recipient.
 struct recipient_status {
-    address recipient;
-    reply response; ///< the reply to RCPT TO (code 0 when the command was never answered)
+    address recipient; ///< as in the envelope
+    reply response;    ///< the reply to RCPT TO (code 0 when the command was never answered)
+    /// True when the server accepted the recipient (a 2xx reply to RCPT TO).
     bool accepted() const noexcept { return response.code / 100 == 2; }
 };
 
+/// What happened to one message, as a whole.
 enum class outcome {
     delivered, ///< the server took responsibility for every recipient
     partial,   ///< accepted for some recipients; `recipients` says which were refused
@@ -26,7 +28,10 @@ enum class outcome {
                ///< Never retried automatically (RFC 5321 §4.5.3.2, §6.1).
 };
 
+/// What happened to one message sent by smtp::client::async_send: the reply for each recipient,
+/// the final reply, the outcome, and why it failed. Filled in as far as the send got.
 struct delivery_report {
+    /// The message's Message-ID (mime::message::message_id()).
     std::string message_id;
     std::vector<recipient_status> recipients; ///< in envelope order
     /// The reply after the message data: the one that decides delivery.
@@ -36,10 +41,12 @@ struct delivery_report {
     std::optional<reply> refusal;
     /// The server's queue id, where its final reply names one ("queued as 4Q1x2...").
     std::string queue_id;
+    /// `failed` until the server has accepted the message.
     smtp::outcome outcome = smtp::outcome::failed;
     /// For a failed or unknown outcome: which step failed and why.
     diagnostics diag;
 
+    /// How many recipients the server accepted.
     std::size_t accepted_count() const noexcept
     {
         std::size_t n = 0;

@@ -8,6 +8,8 @@
 #include <string_view>
 #include <vector>
 
+/// SMTP submission: one ESMTP connection (client) with its options and reports, and the
+/// protocol's vocabulary (replies, capabilities, reply codes as error codes, SASL mechanisms).
 namespace mailroom::smtp {
 
 /// An RFC 3463 enhanced mail system status code, `class.subject.detail` (e.g. 5.1.1).

@@ -50,6 +50,7 @@ enum class reply_code : int {
 /// errors only where the client expected something else, and it says so with its own code).
 MAILROOM_API const boost::system::error_category& reply_category() noexcept;
 
+/// The error_code for a reply code, in reply_category(); makes `ec == reply_code::...` work.
 inline error_code make_error_code(reply_code c) noexcept
 {
     return {static_cast<int>(c), reply_category()};
@@ -63,5 +64,8 @@ inline error_code make_error_code(const reply& r) noexcept
 
 } // namespace mailroom::smtp
 
+/// @cond
+// Boost.System opt-in, not part of the API reference.
 template <> struct boost::system::is_error_code_enum<mailroom::smtp::reply_code> : std::true_type {
 };
+/// @endcond
