@@ -86,7 +86,7 @@ enum class error {
     delivery_status_unknown, ///< the final dot was written, its reply never came: maybe delivered
 
     // SMTP: deadlines, one per phase (RFC 5321 §4.5.3.2 and connect, TLS).
-    connect_timeout,       ///< resolving and connecting (timeouts::connect)
+    connect_timeout,       ///< the TCP connect (timeouts::connect)
     tls_handshake_timeout, ///< the TLS handshake (timeouts::tls_handshake)
     greeting_timeout,      ///< the server's 220 greeting
     command_timeout,       ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT

@@ -20,24 +20,30 @@ enum class tls_mode {
     implicit,      ///< TLS from the first byte (RFC 8314, port 465)
 };
 
+/// Transport security: when TLS is used, and how the server is verified.
 struct tls_options {
+    /// When TLS is used. Default: STARTTLS, required.
     tls_mode mode = tls_mode::required;
     /// The name the certificate must carry, also sent as SNI. Empty: the host connected to.
     std::string verify_name;
     /// Check the certificate chain and name. Turning this off is for tests against servers
     /// with throwaway certificates; it leaves the connection open to anyone on the path.
     bool verify = true;
-    /// PEM trust anchors; both empty: the system's default store.
+    /// PEM trust anchors in a file; with ca_dir empty too: the system's default store.
     std::string ca_file;
+    /// A directory of PEM trust anchors under hashed names (`openssl rehash`), besides ca_file.
     std::string ca_dir;
-    /// A client certificate chain and key (PEM), for servers that ask for one.
+    /// A client certificate chain (PEM), for servers that ask for one.
     std::string cert_file;
+    /// The client certificate's private key (PEM).
     std::string key_file;
 };
 
 /// SMTP AUTH (RFC 4954) credentials.
 struct credentials {
+    /// The account name (the SASL authentication identity).
     std::string username;
+    /// For PLAIN, LOGIN, CRAM-MD5 and SCRAM-SHA-256. Never logged.
     std::string password;
     /// For XOAUTH2 / OAUTHBEARER: returns a bearer token. Called on every new connection, and
     /// with `refresh = true` once more when the server rejects the token, so a cached token can
@@ -53,12 +59,18 @@ struct credentials {
 /// Per-phase time limits. Each covers a whole step (a server sending one byte at a time does
 /// not extend it). Defaults from RFC 5321 §4.5.3.2, plus connect and TLS handshake.
 struct timeouts {
+    /// Steady-clock durations.
     using duration = std::chrono::steady_clock::duration;
+    /// The TCP connect, every resolved address tried (name resolution itself has no limit).
     duration connect = std::chrono::seconds(30);
+    /// The TLS handshake.
     duration tls_handshake = std::chrono::seconds(30);
+    /// The server's greeting.
     duration greeting = std::chrono::minutes(5);
     duration command = std::chrono::minutes(5); ///< EHLO, STARTTLS, AUTH, NOOP, RSET, QUIT
+    /// MAIL FROM (with pipelining: writing the envelope) and its reply.
     duration mail = std::chrono::minutes(5);
+    /// Each reply to RCPT TO.
     duration rcpt = std::chrono::minutes(5);
     duration data = std::chrono::minutes(2);       ///< the reply to DATA
     duration data_block = std::chrono::minutes(3); ///< each write of message data
@@ -74,18 +86,26 @@ struct timeouts {
     }
 };
 
+/// How a client connects, secures and authenticates. A pool makes each of its connections
+/// with the same options.
 struct client_options {
+    /// The server: a host name or an IP address.
     std::string host;
     /// 0: 587 (submission), or 465 with tls_mode::implicit.
     std::uint16_t port = 0;
     /// The EHLO name: this host's domain name or an address literal. Default "localhost".
     std::string helo_name = "localhost";
+    /// Transport security; STARTTLS is required by default.
     tls_options tls;
+    /// SMTP AUTH after EHLO (and TLS). None: no AUTH.
     std::optional<credentials> auth;
+    /// Per-phase time limits.
     smtp::timeouts timeouts;
-    /// Use PIPELINING (RFC 2920) and CHUNKING (RFC 3030) when the server offers them.
+    /// Use PIPELINING (RFC 2920) when the server offers it.
     bool pipelining = true;
+    /// Use CHUNKING (BDAT, RFC 3030) when the server offers it.
     bool chunking = true;
+    /// Where the connection's log lines go (transcripts at log_level::trace).
     logger log;
 };
 
