@@ -79,6 +79,110 @@ bool has_8bit(std::string_view s)
                        [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
+// What a message's header section says, and its fields without the Bcc ones.
+struct head_info {
+    std::string kept;
+    std::optional<address> from, sender;
+    std::vector<address> rcpts;
+    std::string message_id;
+    bool header_8bit = false;
+};
+
+// Reads the header fields of `head` (CRLF lines, each field with its continuation lines).
+error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
+{
+    h.kept.reserve(head.size());
+    std::size_t pos = 0;
+    while (pos < head.size()) {
+        std::size_t end = pos;
+        do {
+            end = head.find("\r\n", end) + 2;
+        } while (end < head.size() && (head[end] == ' ' || head[end] == '\t'));
+        const std::string_view field = head.substr(pos, end - pos);
+        const auto colon = field.find(':');
+        const std::string_view name = field.substr(0, colon == std::string_view::npos ? 0 : colon);
+        std::string value;
+        if (colon != std::string_view::npos)
+            for (char c : field.substr(colon + 1))
+                if (c != '\r' && c != '\n')
+                    value += c == '\t' ? ' ' : c;
+        const bool is_bcc = name_is(name, "Bcc");
+        if (!is_bcc) {
+            h.kept.append(field);
+            h.header_8bit |= has_8bit(field);
+        }
+        auto addresses = [&](bool first_only) -> std::optional<mailroom::error> {
+            for (const std::string& text : split_address_list(value)) {
+                auto m = mailbox::parse(text, diag);
+                if (!m) {
+                    diag.field = std::string(name);
+                    return static_cast<mailroom::error>(m.error().value());
+                }
+                if (first_only) {
+                    (name_is(name, "Sender") ? h.sender : h.from) = m->address();
+                    break;
+                }
+                if (std::find(h.rcpts.begin(), h.rcpts.end(), m->address()) == h.rcpts.end())
+                    h.rcpts.push_back(m->address());
+            }
+            return std::nullopt;
+        };
+        std::optional<mailroom::error> bad;
+        if (name_is(name, "From") || name_is(name, "Sender"))
+            bad = addresses(true);
+        else if (name_is(name, "To") || name_is(name, "Cc") || is_bcc)
+            bad = addresses(false);
+        else if (name_is(name, "Message-ID"))
+            h.message_id = value.substr(std::min(value.find_first_not_of(' '), value.size()));
+        if (bad)
+            return make_error_code(*bad);
+        pos = end;
+    }
+    return {};
+}
+
+// RFC 5322 §2.1.1: no line over 998 octets, counted over CRLF text given in pieces.
+struct line_limit {
+    std::size_t line = 0;
+    bool too_long = false;
+
+    void feed(std::string_view s)
+    {
+        for (const char c : s) {
+            if (c == '\r' || c == '\n')
+                line = 0;
+            else if (++line > 998)
+                too_long = true;
+        }
+    }
+};
+
+// The checks after the headers and the body were read, and the envelope they give.
+error_code make_envelope(head_info& h, const line_limit& lines, bool body_8bit,
+                         mailroom::envelope& env, diagnostics& diag)
+{
+    if (lines.too_long) {
+        diag = {"message", "a line longer than 998 octets"};
+        return make_error_code(mailroom::error::line_too_long);
+    }
+    if (!h.from && !h.sender) {
+        diag = {"From", "the message has no From or Sender header"};
+        return make_error_code(mailroom::error::missing_from);
+    }
+    if (h.rcpts.empty()) {
+        diag = {"To", "the message has no To, Cc or Bcc recipient"};
+        return make_error_code(mailroom::error::no_recipients);
+    }
+    env.from = h.sender ? *h.sender : *h.from;
+    env.recipients = std::move(h.rcpts);
+    // UTF-8 in headers is RFC 6532 and needs SMTPUTF8; 8-bit body octets need 8BITMIME.
+    env.smtputf8 = h.header_8bit || env.from.needs_smtputf8();
+    for (const address& a : env.recipients)
+        env.smtputf8 |= a.needs_smtputf8();
+    env.eight_bit = body_8bit;
+    return {};
+}
+
 } // namespace
 
 result<message> message::from_wire(std::string bytes, diagnostics& diag)
@@ -92,88 +196,124 @@ result<message> message::from_wire(std::string bytes, diagnostics& diag)
         return p == std::string::npos ? wire.size() : p + 2;
     }();
 
-    // Each field with its continuation lines; Bcc fields are cut out of the bytes.
-    std::string kept;
-    kept.reserve(wire.size());
+    head_info h;
+    if (auto ec = parse_head(std::string_view(wire).substr(0, header_end), h, diag))
+        return ec;
+    const std::string_view body = std::string_view(wire).substr(header_end);
+    line_limit lines;
+    lines.feed(h.kept);
+    lines.feed(body);
     mailroom::envelope env;
-    std::optional<address> from, sender;
-    std::string message_id;
-    std::vector<address> rcpts;
-    bool header_8bit = false;
-    std::size_t pos = 0;
-    while (pos < header_end) {
-        std::size_t end = pos;
-        do {
-            end = wire.find("\r\n", end) + 2;
-        } while (end < header_end && (wire[end] == ' ' || wire[end] == '\t'));
-        const std::string_view field(wire.data() + pos, end - pos);
-        const auto colon = field.find(':');
-        const std::string_view name = field.substr(0, colon == std::string_view::npos ? 0 : colon);
-        std::string value;
-        if (colon != std::string_view::npos)
-            for (char c : field.substr(colon + 1))
-                if (c != '\r' && c != '\n')
-                    value += c == '\t' ? ' ' : c;
-        const bool is_bcc = name_is(name, "Bcc");
-        if (!is_bcc) {
-            kept.append(field);
-            header_8bit |= has_8bit(field);
-        }
-        auto addresses = [&](bool first_only) -> std::optional<mailroom::error> {
-            for (const std::string& text : split_address_list(value)) {
-                auto m = mailbox::parse(text, diag);
-                if (!m) {
-                    diag.field = std::string(name);
-                    return static_cast<mailroom::error>(m.error().value());
-                }
-                if (first_only) {
-                    (name_is(name, "Sender") ? sender : from) = m->address();
-                    break;
-                }
-                if (std::find(rcpts.begin(), rcpts.end(), m->address()) == rcpts.end())
-                    rcpts.push_back(m->address());
-            }
-            return std::nullopt;
-        };
-        std::optional<mailroom::error> bad;
-        if (name_is(name, "From") || name_is(name, "Sender"))
-            bad = addresses(true);
-        else if (name_is(name, "To") || name_is(name, "Cc") || is_bcc)
-            bad = addresses(false);
-        else if (name_is(name, "Message-ID"))
-            message_id = value.substr(std::min(value.find_first_not_of(' '), value.size()));
-        if (bad)
-            return make_error_code(*bad);
-        pos = end;
-    }
-    kept.append(wire, header_end, std::string::npos);
+    if (auto ec = make_envelope(h, lines, has_8bit(body), env, diag))
+        return ec;
+    std::string kept = std::move(h.kept);
+    kept.append(body);
+    return from_bytes(std::move(kept), std::move(env), std::move(h.message_id));
+}
 
-    std::size_t line = 0;
-    for (std::size_t i = 0; i < kept.size(); ++i) {
-        if (kept[i] == '\r') {
-            ++i;
-            line = 0;
-        } else if (++line > 998) {
-            diag = {"message", "a line longer than 998 octets"};
-            return make_error_code(mailroom::error::line_too_long);
+result<message> message::from_wire_file(const std::filesystem::path& path, diagnostics& diag)
+{
+    return detail::from_wire_file(path, diag, {});
+}
+
+result<message> detail::from_wire_file(const std::filesystem::path& path, diagnostics& diag,
+                                       const wire_file_limits& limits)
+{
+    diag.clear();
+    auto unreadable = [&] {
+        diag = {"", "cannot read '" + path.string() + "'"};
+        return make_error_code(mailroom::error::file_unreadable);
+    };
+    file_chunks file;
+    if (file.open(path))
+        return unreadable();
+    const std::uint64_t size = file.size();
+    error_code ec;
+    auto whole = [&]() -> result<message> {
+        const std::string_view all = file.read(0, static_cast<std::size_t>(size), ec);
+        if (ec)
+            return unreadable();
+        return message::from_wire(std::string(all), diag);
+    };
+    if (size <= limits.whole)
+        return whole();
+
+    // The header section, made CRLF as from_wire does, up to the line break that starts the
+    // empty line: that break is where the body starts, in the file and on the wire.
+    constexpr std::size_t chunk = 64 * 1024;
+    std::string head;
+    std::optional<std::uint64_t> body_start;
+    bool after_cr = false;
+    for (std::uint64_t at = 0; !body_start && at < size;) {
+        const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - at));
+        const std::string_view raw = file.read(at, n, ec);
+        if (ec)
+            return unreadable();
+        for (std::size_t i = 0; i < raw.size(); ++i) {
+            const char c = raw[i];
+            if (c == '\n' && after_cr) { // the LF of a CRLF
+                after_cr = false;
+                continue;
+            }
+            after_cr = c == '\r';
+            if (c != '\r' && c != '\n') {
+                head += c;
+            } else if (head.empty() || head.ends_with("\r\n")) {
+                body_start = at + i;
+                break;
+            } else {
+                head += "\r\n";
+            }
+        }
+        // A header section this long (or a file with no empty line) is read as from_wire does.
+        if (head.size() > limits.header)
+            return whole();
+        at += n;
+    }
+    if (!body_start && !head.ends_with("\r\n"))
+        head += "\r\n"; // as to_crlf_lines ends the text
+
+    head_info h;
+    if (auto e = parse_head(head, h, diag))
+        return e;
+    line_limit lines;
+    lines.feed(h.kept);
+    // The body is made CRLF here once, to check it and learn its size; the reader does the
+    // same again from the file each time the message is written.
+    std::uint64_t body_size = 0;
+    bool body_8bit = false;
+    if (body_start) {
+        crlf_stream crlf;
+        std::string buf;
+        for (std::uint64_t at = *body_start; at < size;) {
+            const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(chunk, size - at));
+            const std::string_view raw = file.read(at, n, ec);
+            if (ec)
+                return unreadable();
+            buf.clear();
+            crlf.append(buf, raw);
+            at += n;
+            if (at == size)
+                crlf.finish(buf);
+            lines.feed(buf);
+            body_8bit |= has_8bit(buf);
+            body_size += buf.size();
         }
     }
-    if (!from && !sender) {
-        diag = {"From", "the message has no From or Sender header"};
-        return make_error_code(mailroom::error::missing_from);
+    mailroom::envelope env;
+    if (auto e = make_envelope(h, lines, body_8bit, env, diag))
+        return e;
+
+    auto d = std::make_shared<message_data>();
+    d->env = std::move(env);
+    d->message_id = std::move(h.message_id);
+    d->append_bytes(h.kept);
+    if (body_start) {
+        std::error_code fs_ec;
+        auto abs = std::filesystem::absolute(path, fs_ec);
+        d->append_file_crlf(fs_ec ? path : std::move(abs), size, *body_start, body_size);
     }
-    if (rcpts.empty()) {
-        diag = {"To", "the message has no To, Cc or Bcc recipient"};
-        return make_error_code(mailroom::error::no_recipients);
-    }
-    env.from = sender ? *sender : *from;
-    env.recipients = std::move(rcpts);
-    // UTF-8 in headers is RFC 6532 and needs SMTPUTF8; 8-bit body octets need 8BITMIME.
-    env.smtputf8 = header_8bit || env.from.needs_smtputf8();
-    for (const address& a : env.recipients)
-        env.smtputf8 |= a.needs_smtputf8();
-    env.eight_bit = has_8bit(std::string_view(wire).substr(header_end));
-    return from_bytes(std::move(kept), std::move(env), std::move(message_id));
+    return message(std::move(d));
 }
 
 message message::with_envelope(mailroom::envelope env) const

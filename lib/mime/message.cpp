@@ -60,6 +60,97 @@ void message_data::append_base64_file(std::filesystem::path p, std::uint64_t fil
     segments.push_back(std::move(s));
 }
 
+void message_data::append_file_crlf(std::filesystem::path p, std::uint64_t file_size,
+                                    std::uint64_t offset, std::uint64_t wire_size)
+{
+    segment s;
+    s.k = segment::kind::file_crlf;
+    s.path = std::move(p);
+    s.file_size = file_size;
+    s.file_offset = offset;
+    s.size = wire_size;
+    size += s.size;
+    segments.push_back(std::move(s));
+}
+
+void crlf_stream::append(std::string& out, std::string_view in)
+{
+    if (in.empty())
+        return;
+    const char* p = in.data();
+    const char* const end = p + in.size();
+    if (after_cr_ && *p == '\n')
+        ++p; // the LF of a CRLF split between two pieces
+    after_cr_ = false;
+    while (p != end) {
+        const char* q = p;
+        while (q != end && *q != '\r' && *q != '\n')
+            ++q;
+        if (q != p) {
+            out.append(p, q);
+            ends_crlf_ = false;
+        }
+        if (q == end)
+            break;
+        out += "\r\n";
+        ends_crlf_ = true;
+        if (*q == '\r' && q + 1 == end)
+            after_cr_ = true;
+        p = q + (*q == '\r' && q + 1 != end && q[1] == '\n' ? 2 : 1);
+    }
+}
+
+void crlf_stream::finish(std::string& out)
+{
+    if (!ends_crlf_)
+        out += "\r\n";
+    ends_crlf_ = true;
+    after_cr_ = false;
+}
+
+error_code file_chunks::open(const std::filesystem::path& p)
+{
+    close();
+    fd_ = ::open(p.c_str(), O_RDONLY | O_CLOEXEC);
+    struct stat st {};
+    if (fd_ < 0 || ::fstat(fd_, &st) != 0 || !S_ISREG(st.st_mode)) {
+        close();
+        return make_error_code(error::file_unreadable);
+    }
+    size_ = static_cast<std::uint64_t>(st.st_size);
+    return {};
+}
+
+std::string_view file_chunks::read(std::uint64_t offset, std::size_t n, error_code& ec)
+{
+    ec = {};
+    raw_.resize(n);
+    std::size_t got = 0;
+    while (got < n) {
+        const ssize_t r =
+            ::pread(fd_, raw_.data() + got, n - got, static_cast<off_t>(offset + got));
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            ec = make_error_code(error::file_unreadable);
+            return {};
+        }
+        if (r == 0) { // shorter than when the message was made
+            ec = make_error_code(error::file_changed);
+            return {};
+        }
+        got += static_cast<std::size_t>(r);
+    }
+    return {raw_.data(), n};
+}
+
+void file_chunks::close() noexcept
+{
+    if (fd_ >= 0)
+        ::close(fd_);
+    fd_ = -1;
+}
+
 // Raw octets encoded per chunk: whole base64 lines, so chunks joined by CRLF equal the encoding
 // of the whole (57 * 1152 = 64 KiB + 768, giving about 86 KiB of text).
 constexpr std::size_t chunk_input = base64_line_input * 1152;
@@ -73,7 +164,6 @@ public:
         , remaining_(data_->size)
     {
     }
-    ~reader_state() { close_file(); }
     reader_state(const reader_state&) = delete;
     reader_state& operator=(const reader_state&) = delete;
 
@@ -99,6 +189,11 @@ public:
             case segment::kind::base64_memory: out = encode_memory(*s.data); break;
             case segment::kind::base64_file:
                 out = encode_file(s, ec);
+                if (ec)
+                    return {};
+                break;
+            case segment::kind::file_crlf:
+                out = copy_file(s, ec);
                 if (ec)
                     return {};
                 break;
@@ -133,65 +228,87 @@ private:
 
     std::string_view encode_file(const segment& s, error_code& ec)
     {
-        if (fd_ < 0) {
-            fd_ = ::open(s.path.c_str(), O_RDONLY | O_CLOEXEC);
-            if (fd_ < 0) {
-                ec = make_error_code(error::file_unreadable);
-                return {};
-            }
-            struct stat st {};
-            if (::fstat(fd_, &st) != 0 || static_cast<std::uint64_t>(st.st_size) != s.file_size) {
-                ec = make_error_code(error::file_changed);
-                close_file();
-                return {};
-            }
-        }
+        if (!open_file(s, ec))
+            return {};
         const std::size_t want =
             static_cast<std::size_t>(std::min<std::uint64_t>(chunk_input, s.file_size - offset_));
-        raw_.resize(chunk_input);
-        std::size_t got = 0;
-        while (got < want) {
-            ssize_t r = ::read(fd_, raw_.data() + got, want - got);
-            if (r < 0 && errno == EINTR)
-                continue;
-            if (r < 0) {
-                ec = make_error_code(error::file_unreadable);
-                close_file();
-                return {};
-            }
-            if (r == 0) { // shorter than at build(): the wire form would not match its size
-                ec = make_error_code(error::file_changed);
-                close_file();
-                return {};
-            }
-            got += static_cast<std::size_t>(r);
+        const std::string_view raw = file_.read(offset_, want, ec);
+        if (ec) {
+            file_.close();
+            return {};
         }
         buf_.clear();
         if (offset_ > 0)
             buf_ += "\r\n";
-        base64_lines_append(buf_, std::string_view(raw_.data(), want));
+        base64_lines_append(buf_, raw);
         offset_ += want;
         if (offset_ == s.file_size) {
-            close_file();
+            file_.close();
             advance();
         }
         return buf_;
     }
 
-    void close_file() noexcept
+    // A file_crlf segment: offset_ counts the file's octets read, produced_ the octets made.
+    std::string_view copy_file(const segment& s, error_code& ec)
     {
-        if (fd_ >= 0)
-            ::close(fd_);
-        fd_ = -1;
+        if (!file_.is_open()) {
+            if (!open_file(s, ec))
+                return {};
+            crlf_ = {};
+            produced_ = 0;
+        }
+        const std::uint64_t left = s.file_size - s.file_offset - offset_;
+        const auto want = static_cast<std::size_t>(std::min<std::uint64_t>(bytes_chunk, left));
+        buf_.clear();
+        if (want > 0) {
+            const std::string_view raw = file_.read(s.file_offset + offset_, want, ec);
+            if (ec) {
+                file_.close();
+                return {};
+            }
+            crlf_.append(buf_, raw);
+            offset_ += want;
+        }
+        const bool done = want == left;
+        if (done)
+            crlf_.finish(buf_);
+        produced_ += buf_.size();
+        // Same size, other content: the line breaks may now come to another size than at
+        // build(), and the wire form would not match the size declared.
+        if (produced_ > s.size || (done && produced_ != s.size)) {
+            ec = make_error_code(error::file_changed);
+            file_.close();
+            return {};
+        }
+        if (done) {
+            file_.close();
+            advance();
+        }
+        return buf_;
+    }
+
+    // Opens the segment's file on its first chunk; it must still be the size it had at build().
+    bool open_file(const segment& s, error_code& ec)
+    {
+        if (file_.is_open())
+            return true;
+        ec = file_.open(s.path);
+        if (!ec && file_.size() != s.file_size) {
+            ec = make_error_code(error::file_changed);
+            file_.close();
+        }
+        return !ec;
     }
 
     std::shared_ptr<const message_data> data_;
     std::uint64_t remaining_;
     std::size_t index_ = 0;
     std::uint64_t offset_ = 0;
-    int fd_ = -1;
+    file_chunks file_;
+    crlf_stream crlf_;
+    std::uint64_t produced_ = 0;
     std::string buf_;
-    std::string raw_;
 };
 
 } // namespace detail

@@ -5,6 +5,7 @@
 #include <mailroom/error.hpp>
 
 #include <cstdint>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -35,6 +36,19 @@ public:
     /// for 8-bit body octets. Errors (diag.field names the header): error::missing_from,
     /// error::no_recipients, the address errors, error::line_too_long (a line over 998 octets).
     static result<message> from_wire(std::string bytes, diagnostics& diag);
+
+    /// from_wire for a message in a file, such as an .eml file, without holding the file in
+    /// memory: the header section is read and checked now, and so is the body, which is then
+    /// read again from the file, in chunks, each time the message is written. The envelope,
+    /// the Bcc removal, the checks, size() and the wire form are those from_wire gives the
+    /// file's contents. A file of at most 1 MiB, or one whose header section is longer than
+    /// 1 MiB, is read whole and kept in memory instead.
+    ///
+    /// The file must not change while the message lives. Errors: those of from_wire, and
+    /// error::file_unreadable (diag.detail names the file) when it can't be opened or read.
+    /// Writing the message later: error::file_unreadable, error::file_changed (the file's size,
+    /// or the size its body comes to on the wire, is not what it was).
+    static result<message> from_wire_file(const std::filesystem::path& path, diagnostics& diag);
 
     /// The same content with another envelope.
     message with_envelope(mailroom::envelope env) const;

@@ -1,11 +1,14 @@
 #include <mailroom/mime/message_builder.hpp>
 
+#include "mime/encoding.hpp"
 #include "mime/header.hpp"
+#include "mime/message_data.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstdio>
 #include <fstream>
+#include <random>
 #include <unistd.h>
 
 using namespace mailroom;
@@ -532,6 +535,196 @@ TEST_SUITE("mime.from_wire")
     }
 }
 
+namespace {
+
+// from_wire_file with the body streamed however small the file (limits.whole = 0).
+result<mime::message> from_file(const std::string& path, diagnostics& d,
+                                std::uint64_t header_limit = 1 << 20)
+{
+    return mime::detail::from_wire_file(path, d, {.whole = 0, .header = header_limit});
+}
+
+// from_wire_file gives what from_wire gives the same bytes: the error and its diagnostics, or
+// the envelope, Message-ID, size and wire form.
+void check_same_as_from_wire(const std::string& content, std::uint64_t header_limit = 1 << 20)
+{
+    CAPTURE(content);
+    temp_file f(content, "from-wire-file.eml");
+    diagnostics d1, d2;
+    auto a = mime::message::from_wire(content, d1);
+    auto b = from_file(f.path, d2, header_limit);
+    REQUIRE(a.has_value() == b.has_value());
+    if (!a) {
+        CHECK(a.error() == b.error());
+        CHECK(d1.to_string() == d2.to_string());
+        return;
+    }
+    CHECK(a->envelope().from == b->envelope().from);
+    CHECK(a->envelope().recipients == b->envelope().recipients);
+    CHECK(a->envelope().smtputf8 == b->envelope().smtputf8);
+    CHECK(a->envelope().eight_bit == b->envelope().eight_bit);
+    CHECK(a->message_id() == b->message_id());
+    CHECK(a->size() == b->size());
+    auto wa = a->serialize();
+    auto wb = b->serialize();
+    REQUIRE(wa);
+    REQUIRE(wb);
+    CHECK(*wa == *wb);
+    CHECK(wb->size() == b->size());
+}
+
+} // namespace
+
+TEST_SUITE("mime.from_wire_file")
+{
+    TEST_CASE("crlf_stream in pieces equals to_crlf_lines of the whole")
+    {
+        std::mt19937 rng(13);
+        const std::string alphabet = "ab\r\n\r\n\x80 ";
+        for (int round = 0; round < 2000; ++round) {
+            std::string in(rng() % 40, ' ');
+            for (auto& c : in)
+                c = alphabet[rng() % alphabet.size()];
+            std::string out;
+            mime::detail::crlf_stream s;
+            for (std::size_t pos = 0; pos < in.size();) {
+                const std::size_t n = std::min<std::size_t>(rng() % 5, in.size() - pos);
+                s.append(out, std::string_view(in).substr(pos, n));
+                pos += n;
+            }
+            s.finish(out);
+            CAPTURE(in);
+            CHECK(out == mime::detail::to_crlf_lines(in));
+        }
+    }
+
+    TEST_CASE("the same message, envelope and errors as from_wire")
+    {
+        const std::string head = "From: a@example.com\nTo: b@example.org\n";
+        for (const std::string& content : {
+                 head + "\nbody\n", // LF
+                 std::string("From: a@example.com\r\nTo: b@example.org\r\n\r\nbody\r\n"),
+                 std::string("From: a@example.com\rTo: b@example.org\r\rbody\r"), // CR
+                 head + "\r\nbody",                                         // no final line break
+                 head + "\r",                                               // ends on the blank CR
+                 head + "\n\n\n\r\r\n.\n..\nx\r",                           // empty lines
+                 head + "Subject: no body",                                 // header only, no break
+                 std::string("\nFrom: a@example.com\nTo: b@example.org\n"), // starts blank
+                 head + "Bcc: c@example.net,\n d@example.net\nCc: e@example.net\n\nx\n",
+                 head + "Bcc: c@example.net\n", // Bcc last, no body
+                 head + "Message-ID:  <id@example.com>\n\nx\n",
+                 head + "Subject: Grüße\n\nx\n",             // SMTPUTF8
+                 head + "\nGrüße\n",                         // 8-bit body
+                 head + "\n" + std::string(998, 'x') + "\n", // longest line
+                 head + "\n" + std::string(999, 'x') + "\n", // line_too_long
+                 head + "X-Long: " + std::string(999, 'x') + "\n\nx\n",
+                 std::string("To: b@example.org\n\nx\n"),              // missing_from
+                 std::string("From: a@example.com\n\nx\n"),            // no_recipients
+                 std::string("From: a@example.com\nTo: x@y@z\n\nx\n"), // invalid address
+             })
+            check_same_as_from_wire(content);
+    }
+
+    TEST_CASE("random messages: the same as from_wire, in memory or streamed")
+    {
+        std::mt19937 rng(2026);
+        const std::string pieces[] = {"From: a@example.com",
+                                      "To: b@example.org",
+                                      "Bcc: c@example.net",
+                                      " folded",
+                                      "Subject: x",
+                                      "",
+                                      "body",
+                                      ".",
+                                      "é",
+                                      std::string(300, 'y')};
+        const std::string breaks[] = {"\n", "\r\n", "\r"};
+        for (int round = 0; round < 300; ++round) {
+            std::string content;
+            const int lines = 1 + static_cast<int>(rng() % 12);
+            for (int i = 0; i < lines; ++i) {
+                content += pieces[rng() % std::size(pieces)];
+                if (i + 1 < lines || rng() % 2)
+                    content += breaks[rng() % std::size(breaks)];
+            }
+            check_same_as_from_wire(content);
+            check_same_as_from_wire(content, 8); // long header sections are read whole
+        }
+    }
+
+    TEST_CASE("a large file's body is read from the file, in chunks, each time it is written")
+    {
+        std::string body;
+        for (int i = 0; body.size() < (3u << 20); ++i)
+            body += "line " + std::to_string(i) + (i % 3 ? "\n" : "\r\n");
+        const std::string content = "From: a@example.com\nTo: b@example.org\n"
+                                    "Bcc: hidden@example.net\n\n" +
+                                    body;
+        temp_file f(content, "large.eml");
+        diagnostics d;
+        auto m = mime::message::from_wire_file(f.path, d);
+        REQUIRE_MESSAGE(m.has_value(), d.to_string());
+        auto in_memory = mime::message::from_wire(content, d);
+        REQUIRE(in_memory.has_value());
+        CHECK(m->size() == in_memory->size());
+        CHECK(m->envelope().recipients == in_memory->envelope().recipients);
+        auto reader = m->open();
+        std::string out;
+        error_code ec;
+        for (auto chunk = reader.next(ec); !chunk.empty(); chunk = reader.next(ec)) {
+            CHECK(chunk.size() <= 128 * 1024);
+            out += chunk;
+        }
+        REQUIRE_FALSE(ec);
+        CHECK(out == *in_memory->serialize());
+        CHECK(out.find("hidden") == std::string::npos);
+        CHECK(*m->serialize() == out); // and again
+
+        // The body comes from the file: changing the file changes what happens.
+        std::ofstream(f.path, std::ios::binary | std::ios::app) << "more";
+        auto s = m->serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_changed);
+        std::remove(f.path.c_str());
+        s = m->serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_unreadable);
+    }
+
+    TEST_CASE("a file whose line breaks change size at the same length is file_changed")
+    {
+        const std::string content = "From: a@example.com\nTo: b@example.org\n\none\ntwo\n";
+        temp_file f(content, "same-size.eml");
+        diagnostics d;
+        auto m = from_file(f.path, d);
+        REQUIRE(m.has_value());
+        std::string changed = content;
+        changed[changed.size() - 5] = 'x'; // "one\n" -> "onex": one CRLF fewer on the wire
+        std::ofstream(f.path, std::ios::binary) << changed;
+        auto s = m->serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_changed);
+        changed = content;
+        changed[changed.size() - 6] = '\n'; // one more line break: more octets than declared
+        std::ofstream(f.path, std::ios::binary) << changed;
+        s = m->serialize();
+        REQUIRE_FALSE(s);
+        CHECK(s.error() == error::file_changed);
+    }
+
+    TEST_CASE("a file that can't be read is file_unreadable")
+    {
+        diagnostics d;
+        auto m = mime::message::from_wire_file("/nonexistent/x.eml", d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::file_unreadable);
+        CHECK(d.detail.find("/nonexistent/x.eml") != std::string::npos);
+        m = mime::message::from_wire_file(std::filesystem::temp_directory_path(), d);
+        REQUIRE_FALSE(m.has_value());
+        CHECK(m.error() == error::file_unreadable);
+    }
+}
+
 TEST_SUITE("mime.message")
 {
     TEST_CASE("a builder used as a template: each message its own headers, one body")
@@ -544,7 +737,9 @@ TEST_SUITE("mime.message")
         auto b = basic();
         b.text(text).html("<p>Grüße aus Köln, from the whole team at Example</p>");
         const std::string w1 = wire(b.subject("first")), w2 = wire(b.subject("second"));
-        const auto body = [](const std::string& w) { return w.substr(w.find("\r\n\r\n")); };
+        const auto body = [](const std::string& w) {
+            return w.substr(w.find("\r\n\r\n"));
+        };
         check_wire_form(w1);
         CHECK(w1.find("Subject: first\r\n") != std::string::npos);
         CHECK(w2.find("Subject: second\r\n") != std::string::npos);
