@@ -153,6 +153,10 @@ int bulk_main(std::span<char*> argv)
             std::printf("%s", bulk_usage());
             return ex_ok;
         }
+        if (flag == "--version") {
+            print_version();
+            return ex_ok;
+        }
         if (server.take(flag, args))
             continue;
         const std::string f(flag);
@@ -176,9 +180,11 @@ int bulk_main(std::span<char*> argv)
             from_text = args.value(), from_given = true;
         else if (flag == "--to")
             to_text = args.value(), to_given = true;
-        else if (flag == "--eml")
+        else if (flag == "--eml") {
             eml = args.value();
-        else if (flag == "--json")
+            if (*eml == "-")
+                claim_stdin("--eml");
+        } else if (flag == "--json")
             json = true;
         else if (flag == "--progress") {
             progress = args.value();
@@ -190,6 +196,7 @@ int bulk_main(std::span<char*> argv)
     if (!count)
         throw failure(ex_usage, "--count is required");
     smtp::client_options opts = server.finish();
+    const smtp::tls_mode tls_mode = opts.tls.mode;
     const std::uint64_t in_flight = concurrency.value_or(connections * pipeline);
     for (auto& b : rates)
         b.burst = burst.value_or(b.rate);
@@ -253,7 +260,7 @@ int bulk_main(std::span<char*> argv)
         diagnostics d;
         auto built = tmpl.build(d);
         if (!built)
-            throw failure(ex_dataerr, "bulk: " + built.error().message() + ": " + d.to_string());
+            throw failure(ex_dataerr, "bulk: " + error_text(built.error(), d.to_string()));
         return built->with_envelope(env);
     };
 
@@ -375,9 +382,9 @@ int bulk_main(std::span<char*> argv)
     }
     if (st.first_error) {
         if (!json)
-            std::fprintf(stderr, "mailroom: bulk: first failure: %s%s%s\n",
-                         st.first_error.message().c_str(), st.first_detail.empty() ? "" : ": ",
-                         st.first_detail.c_str());
+            std::fprintf(stderr, "mailroom: bulk: first failure: %s%s\n",
+                         error_text(st.first_error, st.first_detail).c_str(),
+                         hint_for(st.first_error, tls_mode).c_str());
         return exit_for(st.first_error);
     }
     return st.partial ? ex_tempfail : ex_ok;
@@ -399,8 +406,9 @@ const char* bulk_usage()
         "  --recipients R         recipients per message (default 1; rcpt+1@..., ...)\n"
         "  --from ADDR            sender (default sender@example.com)\n"
         "  --to ADDR              recipient (default rcpt@example.net)\n"
-        "  --eml FILE             send this message every time instead of composing; its\n"
-        "                         envelope comes from its headers unless --from/--to given\n"
+        "  --eml FILE             send this message every time instead of composing ('-':\n"
+        "                         standard input); its envelope comes from its headers\n"
+        "                         unless --from/--to given\n"
         "  --json                 the summary as JSON on stdout\n"
         "  --progress WHEN        auto (default: on a terminal) | always | never\n";
     return text.c_str();

@@ -56,6 +56,19 @@ private:
     bool has_inline_ = false;
 };
 
+/// "mailroom X.Y.Z" on stdout, for --version.
+void print_version();
+
+/// Records that `flag` reads standard input (its value is "-"); a usage failure when another
+/// option already does, since only one can. Claiming it again for the same option is fine.
+void claim_stdin(const std::string& flag);
+/// Whether an option reads standard input.
+bool stdin_claimed();
+
+/// An error's text with its diagnostics detail: "message: detail", or the detail alone where it
+/// already says what the message says (so no error says its text twice).
+std::string error_text(error_code ec, const std::string& detail);
+
 /// The message options shared by compose, send and bulk. take() consumes one if `flag` is one
 /// of them and returns false otherwise.
 class message_options {
@@ -63,7 +76,9 @@ public:
     bool take(std::string_view flag, arg_reader& args);
     /// Builds the message; failures carry the exit status the contract gives them.
     mime::message build() const;
-    /// Reads a message file (--eml). Its envelope comes from its headers, or from --from and
+    /// Reads a message file (--eml; "-" is standard input). A file's body is not read into
+    /// memory: it is read again, in chunks, while the message is written. Its envelope comes from
+    /// its headers, or from --from and
     /// --to/--cc/--bcc where those were given; other message options are refused.
     mime::message build_from_eml(const std::string& path) const;
 
@@ -78,6 +93,7 @@ private:
     bool have_content_ = false; // any option that shapes the message itself
     std::optional<mailbox> from_;
     std::vector<mailbox> rcpts_;
+    std::vector<std::string> header_names_; // given with --header
 };
 
 struct server_url {
@@ -99,15 +115,22 @@ private:
     smtp::client_options opts_;
     std::optional<server_url> url_;
     std::optional<std::string> tls_mode_, user_, password_, token_, auth_;
+    std::optional<std::string> password_cmd_;
+    std::string password_flag_; // the option that gave the password, if one did
     bool allow_plain_ = false, verbose_ = false;
     std::optional<long> timeout_;
 };
 
 /// The exit status the contract gives an error (`during_auth`: it came from the AUTH step).
 int exit_for(error_code ec, bool during_auth = false);
+/// What to try after `ec`, appended to its error line: " (use --tls none ...)" when a server
+/// without STARTTLS was refused under --tls required; empty otherwise.
+std::string hint_for(error_code ec, smtp::tls_mode mode);
 /// `s` as a JSON string literal.
 std::string json_string(std::string_view s);
 
+/// The contents of the file at `path` ("-": standard input, claimed for `flag`); an input
+/// failure naming `flag` when it can't be read.
 std::string read_file_or_fail(const std::string& flag, const std::string& path);
 
 int compose_main(std::span<char*> args);

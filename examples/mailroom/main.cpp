@@ -4,6 +4,8 @@
 
 #include "cli.hpp"
 
+#include <mailroom/version.hpp>
+
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -19,7 +21,8 @@ const char* top_usage =
     "  send      submit one message to an SMTP server\n"
     "  bulk      send many messages through a connection pool and rate limiter\n"
     "  sink      a local SMTP server that accepts everything (development)\n"
-    "run 'mailroom <command> --help' for a command's options\n";
+    "run 'mailroom <command> --help' for a command's options, 'mailroom --version' for the\n"
+    "version\n";
 
 // Diagnostics quote user input: keep them one line whatever that input holds.
 std::string one_line(std::string_view s)
@@ -44,6 +47,11 @@ bool write_all(std::string_view s)
 
 } // namespace
 
+void print_version()
+{
+    std::printf("mailroom %s\n", MAILROOM_VERSION_STRING);
+}
+
 int compose_main(std::span<char*> argv)
 {
     arg_reader args(argv);
@@ -51,6 +59,10 @@ int compose_main(std::span<char*> argv)
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
         if (flag == "--help" || flag == "-h") {
             std::printf("usage: mailroom compose [options]\n%s", message_options::usage());
+            return ex_ok;
+        }
+        if (flag == "--version") {
+            print_version();
             return ex_ok;
         }
         if (!msg.take(flag, args))
@@ -84,6 +96,10 @@ int main(int argc, char** argv)
         const std::string_view cmd = args[0];
         if (cmd == "--help" || cmd == "-h" || cmd == "help") {
             std::fputs(top_usage, stdout);
+            return ex_ok;
+        }
+        if (cmd == "--version") {
+            print_version();
             return ex_ok;
         }
         if (cmd == "compose")

@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <fstream>
 #include <iterator>
+
+#include <sys/stat.h>
+#include <unistd.h>
 
 namespace mailroom::cli {
 
@@ -37,8 +41,84 @@ std::string arg_reader::value()
     return args_[pos_++];
 }
 
+namespace {
+
+std::string stdin_flag; // the option reading standard input, if one does
+
+// The words of at least three letters or digits in `s`, lower-cased.
+std::vector<std::string> words_of(std::string_view s)
+{
+    std::vector<std::string> out;
+    std::string w;
+    for (std::size_t i = 0; i <= s.size(); ++i) {
+        const auto c = i < s.size() ? static_cast<unsigned char>(s[i]) : ' ';
+        if (std::isalnum(c)) {
+            w += static_cast<char>(std::tolower(c));
+            continue;
+        }
+        if (w.size() >= 3)
+            out.push_back(w);
+        w.clear();
+    }
+    return out;
+}
+
+// Whether at least two thirds of a's words are also in b.
+bool mostly_in(const std::vector<std::string>& a, const std::vector<std::string>& b)
+{
+    if (a.empty())
+        return false;
+    std::size_t found = 0;
+    for (const auto& w : a)
+        found += std::find(b.begin(), b.end(), w) != b.end();
+    return 3 * found >= 2 * a.size();
+}
+
+} // namespace
+
+void claim_stdin(const std::string& flag)
+{
+    if (!stdin_flag.empty() && stdin_flag != flag)
+        throw failure(ex_usage, flag + ": standard input is already read by " + stdin_flag +
+                                    " (only one option can be '-')");
+    stdin_flag = flag;
+}
+
+bool stdin_claimed()
+{
+    return !stdin_flag.empty();
+}
+
+std::string error_text(error_code ec, const std::string& detail)
+{
+    const std::string message = ec.message();
+    if (detail.empty())
+        return message;
+    // Where both say the same thing, one is enough: the detail, which is the more precise,
+    // unless it says nothing the message doesn't.
+    const auto m = words_of(message), d = words_of(detail);
+    if (std::all_of(d.begin(), d.end(), [&](const std::string& w) {
+            return std::find(m.begin(), m.end(), w) != m.end();
+        }))
+        return message;
+    if (mostly_in(m, d) || mostly_in(d, m))
+        return detail;
+    return message + ": " + detail;
+}
+
 std::string read_file_or_fail(const std::string& flag, const std::string& path)
 {
+    if (path == "-") {
+        claim_stdin(flag);
+        std::string data;
+        char buf[65536];
+        std::size_t n = 0;
+        while ((n = std::fread(buf, 1, sizeof buf, stdin)) > 0)
+            data.append(buf, n);
+        if (std::ferror(stdin))
+            throw failure(ex_noinput, flag + ": cannot read standard input");
+        return data;
+    }
     std::ifstream in(path, std::ios::binary);
     std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
     if (!in && !in.eof())
@@ -55,8 +135,8 @@ mailbox parse_mailbox_or_fail(std::string_view flag, const std::string& text)
     diagnostics d;
     auto r = mailbox::parse(text, d);
     if (!r)
-        throw failure(ex_dataerr, std::string(flag) + ": " + r.error().message() + ": " + d.detail +
-                                      " in '" + text + "'");
+        throw failure(ex_dataerr, std::string(flag) + ": " +
+                                      error_text(r.error(), d.detail + " in '" + text + "'"));
     return std::move(*r);
 }
 
@@ -117,6 +197,7 @@ bool message_options::take_content(std::string_view flag, arg_reader& args)
             throw failure(ex_dataerr, "--header: expected 'Name: value', got '" + v + "'");
         std::string value = v.substr(colon + 1);
         value.erase(0, value.find_first_not_of(' '));
+        header_names_.push_back(v.substr(0, colon));
         builder_.header(v.substr(0, colon), std::move(value));
     } else {
         return false;
@@ -130,11 +211,19 @@ mime::message message_options::build_from_eml(const std::string& path) const
     if (have_content_)
         throw failure(ex_usage, "--eml can't be combined with options that shape the message "
                                 "(only --from, --to, --cc, --bcc, which set the envelope)");
-    std::string bytes = read_file_or_fail("--eml", path);
     diagnostics d;
-    auto m = mime::message::from_wire(std::move(bytes), d);
+    // A file is read as it is sent, never whole. So is standard input where it is a file
+    // read from its start (`--eml - < FILE`); a pipe can only be read once, and is read whole.
+    struct stat st {};
+    const bool stdin_file = path == "-" && ::fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
+                            ::lseek(STDIN_FILENO, 0, SEEK_CUR) == 0;
+    auto m = stdin_file    ? mime::message::from_wire_file("/dev/stdin", d)
+             : path == "-" ? mime::message::from_wire(read_file_or_fail("--eml", path), d)
+                           : mime::message::from_wire_file(path, d);
+    if (!m && m.error() == error::file_unreadable)
+        throw failure(ex_noinput, "--eml: cannot read '" + path + "'");
     if (!m)
-        throw failure(ex_dataerr, "--eml: " + m.error().message() + ": " + d.to_string());
+        throw failure(ex_dataerr, "--eml: " + error_text(m.error(), d.to_string()));
     if (!have_from_ && !have_rcpt_)
         return std::move(*m);
     envelope env = m->envelope();
@@ -151,6 +240,25 @@ mime::message message_options::build_from_eml(const std::string& path) const
     return m->with_envelope(std::move(env));
 }
 
+namespace {
+
+// The option that sets a header --header may not give, for the error that refuses it.
+std::string own_option_for(std::string_view header)
+{
+    std::string lower(header);
+    for (auto& c : lower)
+        c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    static constexpr std::string_view with_option[] = {"from", "to",       "cc",
+                                                       "bcc",  "reply-to", "subject"};
+    if (std::find(std::begin(with_option), std::end(with_option), lower) != std::end(with_option))
+        return "; use --" + lower;
+    if (lower.starts_with("content-"))
+        return "; it comes from the body and attachments";
+    return "";
+}
+
+} // namespace
+
 mime::message message_options::build() const
 {
     if (!have_from_)
@@ -161,20 +269,33 @@ mime::message message_options::build() const
     auto r = builder_.build(d);
     if (!r) {
         const int status = r.error() == error::file_unreadable ? ex_noinput : ex_dataerr;
+        const std::string& field = d.field;
+        // A header --header gave is that option's mistake, not the option whose field it names
+        // (`--header 'From: x'` is not --from's). Only the body checks, after the headers', say
+        // "text" or "html" of invalid UTF-8.
+        if (r.error() == error::reserved_header)
+            throw failure(status,
+                          "--header " + field + ": " + r.error().message() + own_option_for(field));
+        const bool from_header =
+            std::find(header_names_.begin(), header_names_.end(), field) != header_names_.end() &&
+            !((field == "text" || field == "html") && r.error() == error::invalid_utf8);
         // Name the option the user typed where one field maps to one option.
-        std::string field = d.field;
+        std::string prefix;
         static constexpr std::string_view own_option[] = {"Subject", "text", "html",    "From",
                                                           "To",      "Cc",   "Reply-To"};
-        if (std::find(std::begin(own_option), std::end(own_option), field) !=
-            std::end(own_option)) {
-            for (auto& c : field)
+        if (field == "header" && r.error() == error::invalid_header_name) {
+            prefix = "--header: ";
+        } else if (!from_header && std::find(std::begin(own_option), std::end(own_option), field) !=
+                                       std::end(own_option)) {
+            prefix = "--" + field + ": ";
+            for (auto& c : prefix)
                 c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-            field = "--" + field + ": ";
-        } else if (!field.empty() && field != "attachment" && !field.starts_with("inline"))
-            field = "--header " + field + ": ";
-        else if (!field.empty())
-            field += ": ";
-        throw failure(status, field + r.error().message() + ": " + d.detail);
+        } else if (!field.empty() && field != "attachment" && !field.starts_with("inline")) {
+            prefix = "--header " + field + ": ";
+        } else if (!field.empty()) {
+            prefix = field + ": ";
+        }
+        throw failure(status, prefix + error_text(r.error(), d.detail));
     }
     return std::move(*r);
 }
@@ -186,8 +307,8 @@ const char* message_options::usage()
            "  --cc ADDR / --bcc ADDR Cc / Bcc recipient (Bcc goes in the envelope only)\n"
            "  --reply-to ADDR        Reply-To mailbox\n"
            "  --subject TEXT         Subject (UTF-8)\n"
-           "  --text TEXT | --text-file FILE   text/plain body\n"
-           "  --html TEXT | --html-file FILE   text/html body\n"
+           "  --text TEXT | --text-file FILE   text/plain body (FILE '-': standard input)\n"
+           "  --html TEXT | --html-file FILE   text/html body (FILE '-': standard input)\n"
            "  --attach FILE          attach a file (repeatable)\n"
            "  --inline CID=FILE      inline part for <img src=\"cid:CID\"> (repeatable)\n"
            "  --header 'Name: value' extra header field (repeatable)\n";

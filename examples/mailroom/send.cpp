@@ -103,12 +103,18 @@ int send_main(std::span<char*> argv)
             std::printf("%s%s", send_usage(), message_options::usage());
             return ex_ok;
         }
+        if (flag == "--version") {
+            print_version();
+            return ex_ok;
+        }
         if (msg.take(flag, args) || server.take(flag, args))
             continue;
         if (flag == "--json") {
             json = true;
         } else if (flag == "--eml") {
             eml = args.value();
+            if (*eml == "-")
+                claim_stdin("--eml");
         } else {
             throw failure(ex_usage, "send: unknown option " + std::string(flag));
         }
@@ -148,7 +154,8 @@ int send_main(std::span<char*> argv)
         std::string why = report.diag.to_string();
         if (why.empty())
             why = result.message();
-        throw failure(exit_for(result, during_auth), "send: " + why);
+        throw failure(exit_for(result, during_auth),
+                      "send: " + why + hint_for(result, opts.tls.mode));
     }
     const int status = exit_for_report(report);
     if (status != ex_ok && !json) {
@@ -167,8 +174,9 @@ const char* send_usage()
             "usage: mailroom send --server URL [options] [message options | --eml FILE]\n") +
         server_options::usage() +
         "  --json                 the delivery report as JSON on stdout\n"
-        "  --eml FILE             send this message file; the envelope comes from its\n"
-        "                         From/To/Cc/Bcc headers unless --from/--to/... are given\n"
+        "  --eml FILE             send this message file ('-': standard input); the envelope\n"
+        "                         comes from its From/To/Cc/Bcc headers unless --from/--to/...\n"
+        "                         are given\n"
         "message options (as for compose):\n";
     return text.c_str();
 }

@@ -4,8 +4,18 @@
 
 #include <mailroom/smtp/reply_error.hpp>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
+
+extern char** environ;
 
 namespace mailroom::cli {
 
@@ -61,6 +71,69 @@ std::string secret_from_env(const std::string& flag, const std::string& var)
     if (!v || !*v)
         throw failure(ex_usage, flag + ": the environment variable " + var + " is not set");
     return v;
+}
+
+// --password-cmd, as msmtp's passwordeval: `/bin/sh -c CMD`, its standard output with one
+// trailing newline removed is the password. Its standard error stays the user's terminal (for
+// a passphrase prompt); its standard input too, unless an option reads the message from it.
+// Failures never show what it printed.
+std::string secret_from_command(const std::string& cmd)
+{
+    auto fail = [](const std::string& why) {
+        return failure(ex_noperm, "--password-cmd: " + why);
+    };
+    int out[2];
+    if (::pipe2(out, O_CLOEXEC) != 0)
+        throw fail(std::string("cannot make a pipe: ") + std::strerror(errno));
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    if (stdin_claimed())
+        posix_spawn_file_actions_addopen(&fa, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
+    char sh[] = "sh", dash_c[] = "-c";
+    std::string command = cmd;
+    char* argv[] = {sh, dash_c, command.data(), nullptr};
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, "/bin/sh", &fa, nullptr, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    if (spawned != 0) {
+        ::close(out[0]);
+        throw fail(std::string("cannot run /bin/sh: ") + std::strerror(spawned));
+    }
+    // Read to the end whatever it prints, keeping at most `limit` octets.
+    constexpr std::size_t limit = 64 * 1024;
+    std::string secret;
+    bool too_long = false;
+    char buf[4096];
+    for (;;) {
+        const ssize_t n = ::read(out[0], buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (secret.size() + static_cast<std::size_t>(n) > limit)
+            too_long = true;
+        else
+            secret.append(buf, static_cast<std::size_t>(n));
+    }
+    ::close(out[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (WIFSIGNALED(status))
+        throw fail("the command was killed by signal " + std::to_string(WTERMSIG(status)));
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        throw fail("the command failed (exit status " + std::to_string(WEXITSTATUS(status)) + ")");
+    if (too_long)
+        throw fail("the command printed more than 64 KiB");
+    if (secret.ends_with("\r\n"))
+        secret.resize(secret.size() - 2);
+    else if (secret.ends_with('\n'))
+        secret.pop_back();
+    if (secret.empty())
+        throw fail("the command printed no password");
+    return secret;
 }
 
 } // namespace
@@ -124,6 +197,13 @@ int exit_for(error_code ec, bool during_auth)
     return ex_tempfail; // timeouts, lost connections, unknown outcome, network errors
 }
 
+std::string hint_for(error_code ec, smtp::tls_mode mode)
+{
+    if (ec == error::starttls_unavailable && mode == smtp::tls_mode::required)
+        return " (use --tls none for a server without TLS, e.g. a local test server)";
+    return {};
+}
+
 bool server_options::take(std::string_view flag, arg_reader& args)
 {
     auto& opts = opts_;
@@ -143,13 +223,25 @@ bool server_options::take(std::string_view flag, arg_reader& args)
         opts.tls.verify_name = args.value();
     } else if (flag == "--user") {
         user_ = args.value();
-    } else if (flag == "--password-env") {
-        password_ = secret_from_env("--password-env", args.value());
-    } else if (flag == "--password-file") {
-        std::string p = read_file_or_fail("--password-file", args.value());
-        while (!p.empty() && (p.back() == '\n' || p.back() == '\r'))
-            p.pop_back();
-        password_ = std::move(p);
+    } else if (flag == "--password-env" || flag == "--password-file" || flag == "--password-cmd") {
+        // --password-cmd runs a program: it can't be one of two sources where one is dropped.
+        if (!password_flag_.empty() && password_flag_ != flag &&
+            (flag == "--password-cmd" || password_flag_ == "--password-cmd"))
+            throw failure(ex_usage, std::string(flag) + " can't be combined with " +
+                                        password_flag_ + " (one source for the password)");
+        password_flag_ = std::string(flag);
+        if (flag == "--password-env") {
+            password_ = secret_from_env("--password-env", args.value());
+        } else if (flag == "--password-file") {
+            std::string p = read_file_or_fail("--password-file", args.value());
+            while (!p.empty() && (p.back() == '\n' || p.back() == '\r'))
+                p.pop_back();
+            password_ = std::move(p);
+        } else {
+            password_cmd_ = args.value(); // run by finish(), once every option is known
+            if (password_cmd_->empty())
+                throw failure(ex_usage, "--password-cmd: the command is empty");
+        }
     } else if (flag == "--oauth-token-env") {
         token_ = secret_from_env("--oauth-token-env", args.value());
     } else if (flag == "--auth") {
@@ -188,16 +280,17 @@ smtp::client_options server_options::finish() const
                                                         : smtp::tls_mode::required;
     if (timeout_)
         opts.timeouts.cap(std::chrono::seconds(*timeout_));
-    if ((password_ || token_) && !user_)
-        throw failure(ex_usage,
-                      "--password-env, --password-file and --oauth-token-env need --user");
+    if ((password_ || password_cmd_ || token_) && !user_)
+        throw failure(ex_usage, "--password-env, --password-file, --password-cmd and "
+                                "--oauth-token-env need --user");
     if (user_) {
-        if (!password_ && !token_)
-            throw failure(ex_usage, "--user needs --password-env, --password-file or "
-                                    "--oauth-token-env (passwords never go on the command line)");
+        if (!password_ && !password_cmd_ && !token_)
+            throw failure(ex_usage, "--user needs --password-env, --password-file, "
+                                    "--password-cmd or --oauth-token-env (passwords never go "
+                                    "on the command line)");
         smtp::credentials c;
         c.username = *user_;
-        c.password = password_.value_or("");
+        c.password = password_cmd_ ? secret_from_command(*password_cmd_) : password_.value_or("");
         if (token_)
             c.token_provider = [t = *token_](bool) {
                 return t;
@@ -234,13 +327,14 @@ const char* server_options::usage()
            "  --tls MODE             required (default) | opportunistic | none\n"
            "  --ca-file FILE         PEM trust anchors instead of the system store\n"
            "  --tls-name NAME        name to verify and send as SNI (default: the URL's host)\n"
-           "  --user NAME            with --password-env VAR or --password-file FILE, or\n"
-           "                         --oauth-token-env VAR for XOAUTH2/OAUTHBEARER\n"
+           "  --user NAME            with --password-env VAR, --password-file FILE ('-': standard\n"
+           "                         input) or --password-cmd 'CMD' (its output, run by\n"
+           "                         /bin/sh), or --oauth-token-env VAR for XOAUTH2/OAUTHBEARER\n"
            "  --auth MECH            plain | login | cram-md5 | scram-sha-256 | xoauth2 | "
            "oauthbearer\n"
            "  --allow-plaintext-auth permit AUTH without TLS\n"
            "  --helo NAME            EHLO name\n"
-           "  --timeout SECONDS      upper bound for every per-phase timeout_\n"
+           "  --timeout SECONDS      upper bound for every per-phase timeout\n"
            "  -v                     transcript on stderr, secrets redacted\n";
 }
 

@@ -362,6 +362,10 @@ int sink_main(std::span<char*> argv)
             std::printf("%s", sink_usage());
             return ex_ok;
         }
+        if (flag == "--version") {
+            print_version();
+            return ex_ok;
+        }
         if (flag == "--listen")
             ep = parse_listen(args.value());
         else if (flag == "--maildir")
