@@ -68,11 +68,13 @@ def arg(x):
     return x if isinstance(x, bytes) else x.encode("utf-8")
 
 
-def run(args, env=None):
+def run(args, env=None, stdin=None):
+    """Runs compose; `stdin` is bytes for its standard input (default: empty)."""
     p = subprocess.run(
         [MAILROOM, "compose"] + [arg(a) for a in args],
         env=env,
-        stdin=subprocess.DEVNULL,
+        input=stdin,
+        stdin=subprocess.DEVNULL if stdin is None else None,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         timeout=120,
@@ -85,9 +87,9 @@ PRODUCED = []
 CURRENT = [None]
 
 
-def make(args, env=None):
+def make(args, env=None, stdin=None):
     """Runs compose, insists on success, parses the output."""
-    rc, out, err = run(args, env)
+    rc, out, err = run(args, env, stdin)
     if rc != 0:
         raise Fail("exit status %d, stderr %s" % (rc, short(err)))
     eq(err, b"", "stderr of a successful run")
@@ -473,6 +475,16 @@ def single_body(kind, text, extra=()):
 @case("body-text-only")
 def _():
     single_body("text", "Hello,\n\nplain text body.\n-- \nsig")
+
+
+@case("body-text-file-stdin")
+def _():
+    # '-' is standard input for --text-file and --html-file.
+    text, html = "From stdin,\r\nwith CRLF\nand LF\n", "<p>HTML from stdin</p>"
+    msg, _ = make(BASE + ["--text-file", "-"], stdin=text.encode())
+    eq(msg.get_content(), expected_text(text), "--text-file - body")
+    msg, _ = make(BASE + ["--text", "plain", "--html-file", "-"], stdin=html.encode())
+    eq(list(msg.iter_parts())[1].get_content(), expected_text(html), "--html-file - part")
 
 
 @case("body-html-only")
@@ -1146,6 +1158,47 @@ def _():
 @case("error-flag-without-value")
 def _():
     expect_error(BASE + ["--subject"], 64, ["--subject"])
+
+
+@case("error-stdin-twice")
+def _():
+    expect_error(BASE + ["--text-file", "-", "--html-file", "-"], 64,
+                 ["--html-file", "standard input"])
+
+
+@case("error-reserved-header-from-blames-header")
+def _():
+    # A reserved header given with --header is that option's mistake, not --from's.
+    for name in ("From", "To", "Cc", "Subject", "Reply-To"):
+        expect_error(BASE + ["--header", name + ": x", "--text", "x"], 65, ["--header"])
+        rc, out, err = run(BASE + ["--header", name + ": x", "--text", "x"])
+        check(err.startswith(("mailroom: --header " + name + ":").encode()),
+              "blamed on another option: %s" % short(err))
+
+
+def said_twice(text):
+    """Three words in a row that `text` says twice, or None."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    seen = set()
+    for i in range(len(words) - 2):
+        if tuple(words[i:i + 3]) in seen:
+            return " ".join(words[i:i + 3])
+        seen.add(tuple(words[i:i + 3]))
+    return None
+
+
+@case("error-text-said-once")
+def _():
+    for args in (BASE + ["--subject", b"caf\xe9", "--text", "x"],
+                 BASE + ["--text", b"caf\xe9 \xff"],
+                 BASE + ["--subject", "a\x01b", "--text", "x"],
+                 BASE + ["--reply-to", "a\x01b@example.com", "--text", "x"],
+                 BASE + ["--header", "Subject: x", "--text", "x"],
+                 BASE + ["--text", "x", "--attach", "/nonexistent/report.pdf"]):
+        rc, out, err = run(args)
+        check(rc in (65, 66), "exit status %d for %s" % (rc, short(args)))
+        twice = said_twice(err.decode("utf-8", "replace"))
+        check(twice is None, "says %r twice: %s" % (twice, short(err)))
 
 
 # ---- main -----------------------------------------------------------------------------------

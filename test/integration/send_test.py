@@ -22,6 +22,7 @@ import base64
 import email.utils
 import json
 import os
+import random
 import re
 import secrets
 import socket
@@ -151,15 +152,18 @@ class Run:
         return False
 
 
-def mailroom(*args, env=None, timeout=RUN_TIMEOUT):
+def mailroom(*args, env=None, timeout=RUN_TIMEOUT, stdin=None):
+    """Runs mailroom; `stdin` is bytes to pipe in, an open file to read from, or None (empty)."""
     full_env = dict(os.environ)
     full_env.pop(PASSWORD_VAR, None)
     full_env.update(env or {})
     argv = [MAILROOM, *args]
     start = time.monotonic()
+    piped = isinstance(stdin, bytes)
     try:
         p = subprocess.run(argv, env=full_env, capture_output=True, timeout=timeout,
-                           stdin=subprocess.DEVNULL)
+                           input=stdin if piped else None,
+                           stdin=None if piped else (stdin or subprocess.DEVNULL))
         rc, out, err = p.returncode, p.stdout, p.stderr
     except subprocess.TimeoutExpired as e:
         rc, out, err = None, e.stdout or b"", (e.stderr or b"") + b"[killed: timed out]"
@@ -971,6 +975,403 @@ def case_bulk_usage(c):
         c.check(one_line(r), f"one line on stderr for {args}: {r.err!r}")
 
 
+# ---- the CLI items of issue 13 ----------------------------------------------------------------
+
+def project_version():
+    """The version in the top-level meson.build's project(), which --version must print."""
+    with open(os.path.join(HERE, "..", "..", "meson.build")) as f:
+        m = re.search(r"project\([^)]*?version\s*:\s*'([0-9]+\.[0-9]+\.[0-9]+)'", f.read(), re.S)
+    return m.group(1)
+
+
+def case_version(c):
+    want = f"mailroom {project_version()}\n".encode()
+    for args in (["--version"], ["send", "--version"], ["bulk", "--version"],
+                 ["compose", "--version"], ["sink", "--version"],
+                 ["send", "--server", "smtp://127.0.0.1:1", "--version"]):
+        r = mailroom(*args)
+        c.eq(f"exit status of {args}", r.rc, EX_OK)
+        c.eq(f"stdout of {args}", r.out, want)
+        c.eq(f"stderr of {args}", r.err, b"")
+
+
+def wire_of_eml(raw):
+    """What `send --eml` sends for a file's bytes, from the README's contract: every line
+    break made CRLF (and one added at the end if missing), Bcc fields (with their continuation
+    lines) removed from the header section, nothing else changed."""
+    t = re.sub(rb"\r\n|\r|\n", b"\r\n", raw)
+    if not t.endswith(b"\r\n"):
+        t += b"\r\n"
+    end = 0 if t.startswith(b"\r\n") else t.find(b"\r\n\r\n") + 2
+    if end == 1:  # no empty line: all header
+        end = len(t)
+    head = re.sub(rb"(?im)^bcc:.*\r\n(?:[ \t].*\r\n)*", b"", t[:end])
+    return head + t[end:]
+
+
+def mixed_eml(body_octets, seed):
+    """A message file with LF, CRLF and bare-CR line breaks (one split across every
+    possible 64 KiB boundary sooner or later), lines starting with dots, a Bcc field and a body
+    of about `body_octets`. Returns its bytes."""
+    rnd = random.Random(seed)
+    head = (b"From: Ann <ann@example.org>\nTo: bob@example.net\r\nBcc: hidden@example.net,\n"
+            b" Hidden Two <hidden2@example.net>\nSubject: streamed " + str(seed).encode() +
+            b"\nMessage-ID: <streamed." + str(seed).encode() + b"@example.org>\n\n")
+    breaks = [b"\n"] * 6 + [b"\r\n"] * 3 + [b"\r"]
+    lines = []
+    for i in range(997):
+        n = rnd.randrange(0, 300)
+        text = bytes(rnd.choice(b"abcdefghij .-") for _ in range(n))
+        if i % 50 == 0:
+            text = b"." + text
+        lines.append(text + rnd.choice(breaks))
+    block = b"".join(lines)  # not a multiple of 64 KiB: the breaks fall everywhere over time
+    reps = body_octets // len(block) + 1
+    return head + block * reps + b".last line without a break"
+
+
+def write_file(name, data):
+    path = os.path.join(TMP, name)
+    with open(path, "wb") as f:
+        f.write(data)
+    return path
+
+
+def vm_hwm_kib(pid):
+    """The process's peak resident set (VmHWM, KiB) so far, or None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def run_measured(*args):
+    """Runs mailroom; returns (Run, its peak RSS in KiB).
+
+    The peak is VmHWM from /proc, read every few milliseconds until the process exits (it only
+    grows, so the last reading is the peak but for the last moments). Not wait4's ru_maxrss:
+    the child of a fork or vfork starts with this (large) Python process's pages and keeps
+    their high-water mark across exec."""
+    full_env = dict(os.environ)
+    full_env.pop(PASSWORD_VAR, None)
+    out_f = tempfile.TemporaryFile(dir=TMP)
+    err_f = tempfile.TemporaryFile(dir=TMP)
+    start = time.monotonic()
+    p = subprocess.Popen([MAILROOM, *args], env=full_env, stdin=subprocess.DEVNULL,
+                         stdout=out_f, stderr=err_f)
+    peak = 0
+    while p.poll() is None:
+        hwm = vm_hwm_kib(p.pid)
+        peak = max(peak, hwm or 0)
+        if time.monotonic() - start > 120:
+            p.kill()
+        time.sleep(0.005)
+    out_f.seek(0)
+    err_f.seek(0)
+    r = Run([MAILROOM, *args], p.returncode, out_f.read(), err_f.read(),
+            time.monotonic() - start)
+    return r, peak
+
+
+def case_eml_streamed_large(c):
+    # A 64 MiB file to Postfix's smtp-sink: the tool's peak memory stays far below the file's
+    # size (it read the whole file before: 218 MiB resident for 68 MiB), and what arrives is
+    # the file less Bcc with CRLF line breaks (smtp-sink's dump shows each as LF).
+    sink = SmtpSink()  # its own, so its dump holds this message alone
+    try:
+        raw = mixed_eml(64 << 20, 1)
+        path = write_file("large.eml", raw)
+        del raw
+        r, rss_kib = run_measured("send", "--server", url(sink.port), "--tls", "none",
+                                  "--timeout", "60", "--json", "--eml", path)
+        c.require(r.rc == EX_OK, f"send: {r.why()}")
+        size = os.path.getsize(path)
+        print(f"  large .eml: {size / 2**20:.1f} MiB file, mailroom peak RSS "
+              f"{rss_kib / 1024:.1f} MiB", flush=True)
+        c.check(rss_kib * 1024 < size // 4,
+                f"peak RSS {rss_kib} KiB for a {size >> 20} MiB file: not streamed")
+        msgs = sink.messages()
+        c.require(len(msgs) == 1, f"want one message in the dump, have {len(msgs)}")
+        headers, body = msgs[0]
+        with open(path, "rb") as f:
+            want = wire_of_eml(f.read()).replace(b"\r\n", b"\n")
+        c.check(body == want, f"received {len(body)} octets, want {len(want)}; first "
+                f"difference at {next((i for i, (a, b) in enumerate(zip(body, want)) if a != b), min(len(body), len(want)))}")
+        c.check(b"hidden" not in body[:4096], "Bcc reached the recipients")
+        rcpts = [h for h in headers if h.startswith(b"X-Rcpt-Args:")]
+        c.eq("RCPT TOs", rcpts, [f"X-Rcpt-Args: <{a}>".encode() for a in
+                                 ("bob@example.net", "hidden@example.net", "hidden2@example.net")])
+    finally:
+        sink.stop()
+
+
+def case_eml_streamed_exact(c):
+    # Exact bytes, from aiosmtpd's recording: a 3 MiB file (over the 1 MiB the tool keeps in
+    # memory) sent from the file, from standard input redirected from the file, and through a
+    # pipe (read whole, as every --eml was before): all three the same, and as the README says.
+    srv = SERVERS.get("plain-sized", lambda: Aiosmtpd("plain-sized"))  # SIZE 32 MiB
+    raw = mixed_eml(3 << 20, 2)
+    path = write_file("exact.eml", raw)
+    want = wire_of_eml(raw)
+    got = []
+    for how in ("file", "stdin-file", "pipe"):
+        before = srv.records()
+        args = ["send", "--server", url(srv.port), "--tls", "none", "--timeout", "20", "--eml"]
+        if how == "file":
+            r = mailroom(*args, path)
+        elif how == "stdin-file":
+            with open(path, "rb") as f:
+                r = mailroom(*args, "-", stdin=f)
+        else:
+            r = mailroom(*args, "-", stdin=raw)
+        c.require(r.rc == EX_OK, f"send ({how}): {r.why()}")
+        eml, meta = srv.one_new(c, before)
+        c.check(eml == want, f"{how}: recorded {len(eml)} octets, want {len(want)}")
+        c.check(f"SIZE={len(want)}" in meta["mail_options"],
+                f"{how}: SIZE= is not the size sent ({len(want)}): {meta['mail_options']}")
+        c.eq(f"{how}: RCPT TOs", meta["rcpt_tos"],
+             ["bob@example.net", "hidden@example.net", "hidden2@example.net"])
+        got.append(eml)
+    c.check(len(set(got)) == 1, "file, redirected stdin and pipe sent different bytes")
+
+
+def case_eml_file_changed(c):
+    # The body is read while it is sent: a file cut short after its headers were read is an
+    # error, and the server never gets a message (no final dot after a partial body).
+    srv = SERVERS.get("plain-sized", lambda: Aiosmtpd("plain-sized"))
+    path = write_file("shrinking.eml", mixed_eml(2 << 20, 3))
+    before = srv.emls()
+    # The relay connects upstream (so the greeting comes) 1.5 s after mailroom connects; the
+    # file is cut 0.5 s in, after mailroom has read it once and before it sends the body.
+    relay = SlowGreeter(srv.port, 1.5)
+    t = threading.Timer(0.5, lambda: os.truncate(path, 1 << 20))
+    t.start()
+    r = mailroom("send", "--server", url(relay.port), "--tls", "none", "--timeout", "20",
+                 "--eml", path)
+    t.join()
+    c.check(r.rc not in (EX_OK, None), f"a file cut while sending: {r.why()}")
+    c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
+    c.check(b"changed" in r.err, f"stderr: {r.err!r}")
+    time.sleep(0.3)
+    c.eq("recorded messages", srv.emls(), before)
+    c.check(b"\r\n.\r\n" not in relay.sent()[-5:], "the relay saw a final dot")
+
+
+class SlowGreeter(RecordingRelay):
+    """A RecordingRelay that connects upstream only after `delay` seconds."""
+
+    def __init__(self, upstream_port, delay):
+        self.delay = delay
+        super().__init__(upstream_port)
+
+    def serve(self):
+        while not self.done.is_set():
+            try:
+                client, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            time.sleep(self.delay)
+            server = socket.create_connection((LOOPBACK, self.upstream), timeout=10)
+            client.settimeout(None)
+            server.settimeout(None)
+            self.socks += [client, server]
+            for src, dst, keep in ((client, server, True), (server, client, False)):
+                th = threading.Thread(target=self.pump, args=(src, dst, keep), daemon=True)
+                th.start()
+                self.threads.append(th)
+
+
+def case_stdin_text_and_html(c):
+    # `--text-file -` and `--html-file -` read standard input; the message arrives with it.
+    sink = SERVERS.sink()
+    text = "line one\nline two from stdin\n"
+    for flag, mime_type in (("--text-file", "text/plain"), ("--html-file", "text/html")):
+        before = len(sink.messages())
+        r = mailroom("send", "--server", url(sink.port), "--tls", "none", "--timeout", "10",
+                     "--from", "ann@example.org", "--to", "bob@example.net", "--subject",
+                     f"stdin {flag}", flag, "-", stdin=text.encode())
+        c.require(r.rc == EX_OK, f"send {flag} -: {r.why()}")
+        msgs = sink.messages()
+        c.require(len(msgs) == before + 1, f"{flag}: want one new message in the dump")
+        body = msgs[-1][1]
+        c.check(f"Content-Type: {mime_type}".encode() in body, f"{flag}: {body[:600]!r}")
+        c.check(text.encode() in body, f"{flag}: the text from stdin is not in {body!r}")
+    # compose too
+    r = mailroom("compose", "--from", "ann@example.org", "--to", "bob@example.net",
+                 "--text-file", "-", stdin=b"composed from stdin\n")
+    c.require(r.rc == EX_OK, f"compose --text-file -: {r.why()}")
+    c.check(r.out.endswith(b"\r\n\r\ncomposed from stdin\r\n"), f"compose: {r.out[-200:]!r}")
+
+
+def case_stdin_twice(c):
+    # Standard input can be read by one option only: two '-' are a usage error, and nothing
+    # is sent.
+    sink = SERVERS.sink()
+    before = len(sink.messages())
+    for args in (["--text-file", "-", "--html-file", "-"],
+                 ["--html-file", "-", "--text-file", "-"],
+                 ["--eml", "-", "--text-file", "-"],
+                 ["--text-file", "-", "--eml", "-"]):
+        full = ["send", "--server", url(sink.port), "--tls", "none", "--timeout", "10"]
+        if "--eml" not in args:
+            full += ["--from", "ann@example.org", "--to", "bob@example.net"]
+        r = mailroom(*full, *args, stdin=b"From: a@example.org\nTo: b@example.net\n\nx\n")
+        c.eq(f"exit status for {args}", r.rc, EX_USAGE)
+        c.check(one_line(r) and b"standard input" in r.err, f"stderr for {args}: {r.err!r}")
+    c.eq("messages in the sink's dump", len(sink.messages()), before)
+
+
+def password_cmd_args(cmd):
+    return ["--user", USER, "--password-cmd", cmd]
+
+
+# Prints the password from the environment: it never appears on any command line.
+PRINT_PASSWORD = f'printf "%s\\n" "${PASSWORD_VAR}"'
+
+
+def case_password_cmd(c):
+    srv = SERVERS.main()
+    before = srv.records()
+    r = mailroom("send", "--server", url(srv.port), *tls_args(), *password_cmd_args(
+        PRINT_PASSWORD), "--timeout", "10", "-v", *simple_message("password from a command"),
+        env=secret_env())
+    c.require(r.rc == EX_OK, f"send: {r.why()}")
+    _, meta = srv.one_new(c, before)
+    c.eq("AUTH user", meta.get("auth_user"), USER)
+    c.check(not transcript_leaks(r, [f"\0{USER}\0{PASSWORD}".encode()]),
+            "the -v transcript shows the password")
+    c.check(PASSWORD.encode() not in r.out + r.err, "the password reaches the output")
+    # bulk takes it too (and runs the command once)
+    before = srv.records()
+    counter = os.path.join(TMP, "password-cmd-runs")
+    r = bulk("--server", url(srv.port), *tls_args(), *password_cmd_args(
+        f'echo run >> {counter}; {PRINT_PASSWORD}'), "--count", "3", env=secret_env())
+    c.require(r.rc == EX_OK, f"bulk: {r.why()}")
+    c.eq("bulk: recorded", len([n for n in srv.records() if n not in before]), 3)
+    with open(counter) as f:
+        c.eq("times the command ran", f.read(), "run\n")
+    c.check(PASSWORD.encode() not in r.out + r.err, "bulk: the password reaches the output")
+
+
+def case_password_cmd_fails(c):
+    # A command that fails or prints nothing: exit 77 (the password couldn't be had), one
+    # line that says why without what it printed, and no connection at all.
+    srv = SERVERS.main()
+    before = srv.emls()
+    for cmd, why in ((f'{PRINT_PASSWORD}; exit 3', b"exit status 3"),
+                     ("true", b"no password"),
+                     ('printf "\\n"', b"no password"),
+                     ("kill -9 $$", b"signal 9"),
+                     ("/nonexistent/password-helper", b"exit status 127")):
+        r = mailroom("send", "--server", url(srv.port), *tls_args(), *password_cmd_args(cmd),
+                     "--timeout", "10", *simple_message("must not arrive"), env=secret_env())
+        c.eq(f"exit status for {cmd!r}", r.rc, EX_NOPERM)
+        last = r.err.splitlines()[-1:] or [b""]
+        c.check(last[0].startswith(b"mailroom: --password-cmd: ") and why in last[0],
+                f"{cmd!r}: stderr {r.err!r}")
+        c.check(PASSWORD.encode() not in r.out + r.err, f"{cmd!r}: the password is shown")
+    c.eq("recorded messages", srv.emls(), before)
+
+
+def case_password_cmd_exclusive(c):
+    for other in (["--password-env", PASSWORD_VAR], ["--password-file", "/dev/null"]):
+        for args in (other + ["--password-cmd", "true"], ["--password-cmd", "true"] + other):
+            r = mailroom("send", "--server", "smtp://127.0.0.1:1", "--user", USER, *args,
+                         *simple_message("x"), env=secret_env())
+            c.eq(f"exit status for {args}", r.rc, EX_USAGE)
+            c.check(one_line(r) and b"--password-cmd" in r.err, f"stderr for {args}: {r.err!r}")
+    r = mailroom("send", "--server", "smtp://127.0.0.1:1", "--password-cmd", "true",
+                 *simple_message("x"))
+    c.eq("--password-cmd without --user", r.rc, EX_USAGE)
+
+
+TLS_NONE_HINT = b"(use --tls none for a server without TLS"
+
+
+def case_starttls_hint(c):
+    # smtp-sink offers no STARTTLS: under the default --tls required the one error line says
+    # what to try; the status stays 76. Not under --tls opportunistic (which sends).
+    sink = SERVERS.sink()
+    before = len(sink.messages())
+    r = mailroom("send", "--server", url(sink.port), "--timeout", "10",
+                 *simple_message("needs TLS"))
+    c.eq("send: exit status", r.rc, EX_PROTOCOL)
+    c.check(one_line(r) and TLS_NONE_HINT in r.err and b"STARTTLS" in r.err,
+            f"send: stderr {r.err!r}")
+    r = bulk("--server", url(sink.port), "--count", "2")
+    c.eq("bulk: exit status", r.rc, EX_PROTOCOL)
+    c.check(TLS_NONE_HINT in r.err, f"bulk: stderr {r.err!r}")
+    c.eq("messages in the sink's dump", len(sink.messages()), before)
+    # A certificate problem is not a missing STARTTLS: no hint there.
+    r = mailroom("send", "--server", url(SERVERS.bad_cert("self-signed", "--implicit-tls").port,
+                                         "smtps"), *tls_args(), "--timeout", "10",
+                 *simple_message("x"))
+    c.check(TLS_NONE_HINT not in r.err, f"hint on a certificate error: {r.err!r}")
+
+
+def says_twice(text):
+    """A run of three words that the line says twice, or None."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    seen = set()
+    for i in range(len(words) - 2):
+        tri = tuple(words[i:i + 3])
+        if tri in seen:
+            return " ".join(tri)
+        seen.add(tri)
+    return None
+
+
+def case_errors_said_once(c):
+    bad_from = write_file("no-from.eml", b"To: bob@example.net\n\nx\n")
+    no_rcpt = write_file("no-rcpt.eml", b"From: ann@example.org\n\nx\n")
+    long_line = write_file("long-line.eml", b"From: a@example.org\nTo: b@example.net\n\n" +
+                           b"x" * 1200 + b"\n")
+    base = ["--from", "ann@example.org", "--to", "bob@example.net"]
+    for args, status, mention in (
+            (["compose", *base, "--subject", b"caf\xe9"], 65, b"--subject"),
+            (["compose", *base, "--text", b"caf\xe9"], 65, b"--text"),
+            (["compose", *base, "--html", b"caf\xe9"], 65, b"--html"),
+            (["compose", *base, "--subject", "a\x01b"], 65, b"--subject"),
+            (["compose", *base, "--reply-to", "a\x01b@example.org"], 65, b"--reply-to"),
+            (["compose", *base, "--attach", "/nonexistent/x.pdf"], 66, b"/nonexistent/x.pdf"),
+            (["send", "--server", "smtp://127.0.0.1:1", "--eml", bad_from], 65, b"--eml"),
+            (["send", "--server", "smtp://127.0.0.1:1", "--eml", no_rcpt], 65, b"--eml"),
+            (["send", "--server", "smtp://127.0.0.1:1", "--eml", long_line], 65, b"--eml")):
+        r = mailroom(*args)
+        c.eq(f"exit status for {args}", r.rc, status)
+        text = r.err.decode("utf-8", "replace")
+        c.check(one_line(r) and mention in r.err, f"stderr for {args}: {r.err!r}")
+        twice = says_twice(text)
+        c.check(twice is None, f"{args}: says {twice!r} twice: {text!r}")
+    # bulk's first failure: the reason and its detail once.
+    s = socket.socket()
+    try:
+        s.bind((LOOPBACK, 0))
+        r = bulk("--server", url(s.getsockname()[1]), "--tls", "none", "--count", "1")
+    finally:
+        s.close()
+    c.eq("bulk: exit status", r.rc, EX_TEMPFAIL)
+    line = [x for x in r.stderr_lines() if "first failure" in x]
+    c.check(len(line) == 1 and says_twice(line[0]) is None, f"bulk: stderr {r.err!r}")
+
+
+def case_reserved_header_blame(c):
+    # --header 'From: x' is refused as a --header mistake, not a --from one.
+    for name, option in (("From", "--from"), ("To", "--to"), ("Cc", "--cc"),
+                         ("Subject", "--subject"), ("Reply-To", "--reply-to")):
+        r = mailroom("compose", "--from", "ann@example.org", "--to", "bob@example.net",
+                     "--header", f"{name}: x")
+        c.eq(f"{name}: exit status", r.rc, 65)
+        c.check(one_line(r) and r.err.startswith(f"mailroom: --header {name}:".encode()) and
+                f"use {option}".encode() in r.err, f"{name}: stderr {r.err!r}")
+
+
 CASES = [
     ("starttls-auth-plain", case_starttls_auth_plain),
     ("auth-login", case_auth_login),
@@ -1002,6 +1403,18 @@ CASES = [
     ("bulk-closed-port", case_bulk_closed_port),
     ("bulk-progress", case_bulk_progress),
     ("bulk-usage", case_bulk_usage),
+    ("version", case_version),
+    ("eml-streamed-large", case_eml_streamed_large),
+    ("eml-streamed-exact", case_eml_streamed_exact),
+    ("eml-file-changed", case_eml_file_changed),
+    ("stdin-text-and-html", case_stdin_text_and_html),
+    ("stdin-twice", case_stdin_twice),
+    ("password-cmd", case_password_cmd),
+    ("password-cmd-fails", case_password_cmd_fails),
+    ("password-cmd-exclusive", case_password_cmd_exclusive),
+    ("starttls-hint", case_starttls_hint),
+    ("errors-said-once", case_errors_said_once),
+    ("reserved-header-blame", case_reserved_header_blame),
 ]
 
 
