@@ -1,6 +1,7 @@
 // mailroom::limit::limiter: one provider's rate limiter for coroutines (Asio).
 #pragma once
 
+#include <mailroom/asio_config.hpp>
 #include <mailroom/config.hpp>
 #include <mailroom/error.hpp>
 #include <mailroom/limit/limiter_snapshot.hpp>
@@ -45,16 +46,23 @@ namespace asio = boost::asio;
 /// stay valid (they keep its state alive).
 class MAILROOM_API limiter {
 public:
+    /// Asio's polymorphic I/O executor.
     using executor_type = asio::any_io_executor;
 
     /// Throws system_error(error::invalid_limit) with the field named, when `options` are out
     /// of range (see rate_limiter::create).
     limiter(executor_type ex, rate_limiter_options options);
+    /// Takes over the other's state; the moved-from limiter may only be destroyed or assigned
+    /// to.
     limiter(limiter&&) noexcept;
+    /// Closes this limiter (as close()), then takes over the other's state.
     limiter& operator=(limiter&&) noexcept;
+    /// Closes the limiter (as close()).
     ~limiter();
 
+    /// The executor its timer runs on, and handlers by default.
     executor_type get_executor() const noexcept;
+    /// The options it was made with.
     const rate_limiter_options& options() const noexcept;
 
     /// Waits until `cost` tokens can be taken from every bucket, behind everyone who asked
@@ -63,19 +71,21 @@ public:
     /// Errors: error::cost_exceeds_burst (could never be granted), error::limit_wait_too_long
     /// (options().max_wait), operation_aborted (cancelled, or the limiter destroyed).
     /// Cancellation: terminal, partial and total; a cancelled wait takes nothing, and the
-    /// waiters behind it move up. Emit the signal from the handler's executor.
+    /// waiters behind it move up. Once granted, cancellation has no effect. Emit the
+    /// cancellation signal from the handler's executor (Asio's slots are not thread-safe).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, permit)) Token = asio::deferred_t>
     auto async_acquire(std::uint64_t cost, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, permit)>(
-            [](auto handler, std::shared_ptr<detail::limiter_impl> i, std::uint64_t cost) {
-                initiate_acquire(std::move(i), cost, std::move(handler));
+            [](auto handler, std::shared_ptr<detail::limiter_impl> i, std::uint64_t n) {
+                initiate_acquire(std::move(i), n, std::move(handler));
             },
             token, impl_, cost);
     }
 
     /// A permit now, if `cost` can be granted at once with nobody waiting ahead; else an empty
-    /// permit (then use async_acquire). Errors as async_acquire's, in `ec`.
+    /// permit (then use async_acquire); a request that would have to wait takes nothing and
+    /// isn't counted. Errors as async_acquire's, in `ec` (operation_aborted: closed).
     permit try_acquire(std::uint64_t cost, error_code& ec);
 
     /// The cost of a message with `recipients` envelope recipients (options().charge_by).
@@ -84,6 +94,8 @@ public:
     /// Feeds a server reply to the adaptive rate (limit::classify): a "slow down" cuts the rate
     /// and the concurrency cap, a "quota exhausted" pauses the provider. Returns the signal.
     signal on_reply(const smtp::reply& r);
+    /// Applies a signal directly, as on_reply() does after classifying the reply (see
+    /// rate_limiter::on_signal).
     void on_signal(signal s);
     /// Ends a quota pause now.
     void resume();

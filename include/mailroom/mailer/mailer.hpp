@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mailroom/address.hpp>
+#include <mailroom/asio_config.hpp>
 #include <mailroom/config.hpp>
 #include <mailroom/error.hpp>
 #include <mailroom/mailer/mailer_options.hpp>
@@ -41,55 +42,75 @@ struct mailer_impl;
 /// message, and so its Message-ID, is the same on every attempt. Replies that say "slow down"
 /// or "quota exhausted" also go to the provider's limiter.
 ///
-/// Thread safety: async_send and snapshot may be called from any thread; each provider's work
-/// runs on its own strand, so a multi-threaded io_context is safe and one provider's backlog
-/// never holds up another. Handlers run on their associated executor (the mailer's by
-/// default), never inside the call. Destroying the mailer closes every connection and
-/// completes outstanding sends with operation_aborted (or an `unknown` outcome).
+/// Thread safety: every member function may be called from any thread; each provider's work
+/// runs on its own strand (unless its pool_options::single_threaded), so a multi-threaded
+/// io_context is safe and one provider's backlog never holds up another. Handlers run on their
+/// associated executor (the mailer's by default), never inside the call. Destroying the mailer
+/// closes every connection and completes outstanding sends with operation_aborted (or
+/// error::delivery_status_unknown where the final dot was already written).
 class MAILROOM_API mailer {
 public:
+    /// Asio's polymorphic I/O executor.
     using executor_type = asio::any_io_executor;
 
-    /// Throws system_error(error::invalid_mailer_options, or the pool's or limiter's option
+    /// Makes each provider's pool and limiter; no connection is opened before a send needs one
+    /// (or pool_options::min_idle asks). Throws system_error(error::invalid_mailer_options,
+    /// error::invalid_domain for a sender_domains pattern, or the pool's or limiter's option
     /// error) saying which provider and field is wrong.
     mailer(executor_type ex, mailer_options options);
+    /// Takes over the other's providers; the moved-from mailer may only be destroyed or
+    /// assigned to.
     mailer(mailer&&) noexcept;
+    /// Closes this mailer (as close()), then takes over the other's providers.
     mailer& operator=(mailer&&) noexcept;
+    /// Closes the mailer (as close()).
     ~mailer();
 
+    /// The executor given; handlers run there unless they have their own.
     executor_type get_executor() const noexcept;
 
-    /// Sends `m` to its envelope's recipients. Handler: void(error_code, send_report).
+    /// Sends `m` to its envelope's recipients, routed by its sender (MAIL FROM) domain.
+    /// Handler: void(error_code, send_report).
     ///
     /// The code is empty when the message was delivered to every recipient or some (partial:
     /// the report says which were refused), error::delivery_status_unknown for an unknown
     /// outcome, and otherwise the last attempt's error: a server reply (smtp::reply_category),
-    /// a connection or TLS error, a timeout, error::unknown_provider, error::no_route, or the
-    /// limiter's and pool's errors. When retry_options::deadline stops the retries, the code
-    /// is the last attempt's and the report's diagnostics say so.
-    /// Cancellation: terminal. A send that hasn't reached the server takes nothing and sends
-    /// nothing; one in progress closes its connection (the report says whether the final dot
-    /// was written: then the outcome is unknown).
+    /// a connection or TLS error, a timeout, the limiter's (error::cost_exceeds_burst,
+    /// error::limit_wait_too_long) and the pool's (error::checkout_timeout, a failed
+    /// connect's error), and at once, nothing attempted: error::no_route,
+    /// error::unknown_provider, error::pool_closed (after async_shutdown() or close()). When
+    /// retry_options::deadline or max_attempts stops the retries, the code is the last
+    /// attempt's and the report's diagnostics say so.
+    /// Cancellation: any type, acted on as terminal cancellation. A send that hasn't reached
+    /// the server takes nothing (its rate-limiter tokens are given back) and sends nothing; one
+    /// in progress closes its connection. It completes with operation_aborted, or
+    /// error::delivery_status_unknown (outcome `unknown`) when the final dot was written.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, send_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})
     {
         return async_send(std::move(m), send_request{}, std::forward<Token>(token));
     }
+    /// As above, with per-call choices (send_request): a provider to use whatever the routing
+    /// (error::unknown_provider when there is none by that name), DSN requests, retries.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, send_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, send_request r, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, send_report)>(
-            [](auto handler, std::shared_ptr<detail::mailer_impl> i, mime::message m,
-               send_request r) {
-                initiate_send(std::move(i), std::move(m), std::move(r), std::move(handler));
+            [](auto handler, std::shared_ptr<detail::mailer_impl> i, mime::message msg,
+               send_request req) {
+                initiate_send(std::move(i), std::move(msg), std::move(req), std::move(handler));
             },
             token, impl_, std::move(m), std::move(r));
     }
 
-    /// Graceful shutdown: new sends fail with error::pool_closed, sends already made finish,
-    /// then every connection says QUIT. Handler: void(error_code).
+    /// Graceful shutdown: new sends fail with error::pool_closed; sends waiting for a
+    /// connection or using one finish; then every connection says QUIT. Handler:
+    /// void(error_code), with an empty code once every pool is drained. A send that asks for a
+    /// connection after the shutdown began (one waiting for the rate limiter, or between
+    /// attempts) fails with error::pool_closed, possibly after the handler has run.
+    /// Cancellation: not supported.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_shutdown(Token&& token = {})
     {
@@ -101,7 +122,8 @@ public:
     }
 
     /// Closes every connection now; sends waiting or in progress complete with
-    /// operation_aborted (or an unknown outcome), and new ones fail with error::pool_closed.
+    /// operation_aborted (or error::delivery_status_unknown, an unknown outcome), and new ones
+    /// fail with error::pool_closed.
     void close() noexcept;
 
     /// The provider a message from `sender` would be routed to (its name), or error::no_route

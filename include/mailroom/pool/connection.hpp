@@ -1,6 +1,7 @@
 // mailroom::pool::connection: a connection lent by a pool; it goes back when dropped.
 #pragma once
 
+#include <mailroom/asio_config.hpp>
 #include <mailroom/config.hpp>
 #include <mailroom/error.hpp>
 #include <mailroom/mime/message.hpp>
@@ -35,18 +36,24 @@ struct pooled;
 /// Where the server pipelines, a connection may be lent to up to pool_options::pipeline_depth
 /// sends at once; their messages go in order, each envelope behind the previous final dot.
 ///
-/// Move-only. Thread safety: async_send() and release() may be called from any thread;
-/// client() only on the pool's executor (pool::get_executor()).
+/// Move-only. Thread safety: async_send() and release() may be called from any thread (one
+/// connection object, one thread at a time); client() only on the pool's executor
+/// (pool::get_executor()).
 class MAILROOM_API connection {
 public:
+    /// An empty connection: lent nothing.
     connection() noexcept = default;
+    /// Takes over the other's loan; the other is left empty.
     connection(connection&&) noexcept;
+    /// Gives back what this one holds (as release()), then takes over the other's loan.
     connection& operator=(connection&&) noexcept;
+    /// Gives the connection back (as release()).
     ~connection();
 
     /// Sends one message on this connection: smtp::client::async_send, run on the pool's
     /// executor. Handler: void(error_code, smtp::delivery_report); errors and cancellation as
-    /// there.
+    /// there (error::not_connected for an empty connection, or one the pool has closed). The
+    /// connection stays lent until released, whatever the outcome.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, smtp::delivery_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})
@@ -62,23 +69,28 @@ public:
     {
         return asio::async_initiate<Token, void(error_code, smtp::delivery_report)>(
             [](auto handler, std::shared_ptr<detail::pool_impl> p,
-               std::shared_ptr<detail::pooled> c, mime::message m, smtp::send_options o) {
-                initiate_send(std::move(p), std::move(c), std::move(m), std::move(o),
+               std::shared_ptr<detail::pooled> c, mime::message msg, smtp::send_options opts) {
+                initiate_send(std::move(p), std::move(c), std::move(msg), std::move(opts),
                               std::move(handler));
             },
             token, pool_, conn_, std::move(m), std::move(o));
     }
 
-    /// Gives the connection back now.
+    /// Gives the connection back now (to the pool's executor); this object is left empty.
+    /// Sends already started on it go on.
     void release() noexcept;
 
-    /// The client itself, e.g. for server_capabilities(). Only on the pool's executor.
+    /// The client itself (for server_capabilities(), ...). Only on the pool's executor, and
+    /// only on a connection that isn't empty.
     smtp::client& client() const noexcept;
-    /// The pool's number for this connection (1, 2, ...), as its log lines show it.
+    /// The pool's number for this connection (1, 2, ...), as its log lines show it; 0 when
+    /// empty.
     std::uint64_t id() const noexcept;
 
+    /// True unless empty (default-constructed, moved from or released).
     explicit operator bool() const noexcept { return conn_ != nullptr; }
 
+    /// For the library itself (pool): a loan of `c` from `p`.
     connection(std::shared_ptr<detail::pool_impl> p, std::shared_ptr<detail::pooled> c) noexcept
         : pool_(std::move(p))
         , conn_(std::move(c))

@@ -1,6 +1,7 @@
 // mailroom::pool::pool: warm SMTP connections to one endpoint, lent to sends.
 #pragma once
 
+#include <mailroom/asio_config.hpp>
 #include <mailroom/config.hpp>
 #include <mailroom/error.hpp>
 #include <mailroom/pool/connection.hpp>
@@ -37,25 +38,32 @@ namespace mailroom::pool {
 /// While it holds connections the pool keeps a timer (idle timeouts, age), so an io_context
 /// that runs it returns only once they are closed: drain the pool (or the mailer) when done.
 ///
-/// Thread safety: member functions may be called from any thread. All of the pool's work, its
-/// connections' I/O included, runs on one strand of the executor given (the executor itself
-/// if it is already a strand), so a multi-threaded io_context is safe. Handlers run on their
-/// own associated executor, never inside the call. Destroying the pool closes every connection
-/// and completes waiting checkouts with operation_aborted; lent connections stay valid objects
-/// but are closed.
+/// Thread safety: member functions may be called from any thread, except try_acquire(). All
+/// of the pool's work, its connections' I/O included, runs on one strand of the executor given
+/// (the executor itself if it is already a strand, or with pool_options::single_threaded), so
+/// a multi-threaded io_context is safe. Handlers run on their own associated executor, never
+/// inside the call. Destroying the pool closes every connection and completes waiting
+/// checkouts with operation_aborted; lent connections stay valid objects but are closed.
 class MAILROOM_API pool {
 public:
+    /// Asio's polymorphic I/O executor.
     using executor_type = asio::any_io_executor;
 
+    /// A pool with no connection yet (min_idle > 0 starts opening some at once).
     /// Throws system_error(error::invalid_pool_options) when `options` are out of range.
     pool(executor_type ex, smtp::client_options server, pool_options options = {});
+    /// Takes over the other's pool; the moved-from pool may only be destroyed or assigned to.
     pool(pool&&) noexcept;
+    /// Closes this pool (as close()), then takes over the other's.
     pool& operator=(pool&&) noexcept;
+    /// Closes the pool (as close()).
     ~pool();
 
     /// The strand the pool runs on.
     executor_type get_executor() const noexcept;
+    /// The options every connection is made with.
     const smtp::client_options& server() const noexcept;
+    /// The pool's options.
     const pool_options& options() const noexcept;
 
     /// Waits for a connection, first come first served. Handler: void(error_code, connection).
@@ -86,6 +94,9 @@ public:
     /// Graceful shutdown: new checkouts fail with error::pool_closed; waiting ones are still
     /// served; once every connection is back, each says QUIT. Handler: void(error_code), when
     /// the last connection is closed.
+    ///
+    /// Errors: error::pool_closed (the pool was already closed), operation_aborted (close() or
+    /// the pool's destruction before the drain finished). Cancellation: not supported.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_drain(Token&& token = {})
     {
@@ -96,10 +107,13 @@ public:
             token, impl_);
     }
 
-    /// Closes every connection now; waiting checkouts complete with operation_aborted.
+    /// Closes every connection now (on the pool's executor: at once when called there); waiting
+    /// checkouts and drains complete with operation_aborted, sends on lent connections too, and
+    /// later checkouts fail with error::pool_closed.
     void close() noexcept;
 
-    /// Gauges and counters now.
+    /// Gauges and counters now. Safe from any thread; read one by one, so they may be out of
+    /// step with each other by an event.
     pool_snapshot snapshot() const noexcept;
 
     /// Why the last connect failed (error_code empty if none did), with the client's

@@ -1,6 +1,7 @@
 // mailroom::smtp::client: one ESMTP connection, driven by coroutines.
 #pragma once
 
+#include <mailroom/asio_config.hpp>
 #include <mailroom/error.hpp>
 #include <mailroom/mime/message.hpp>
 #include <mailroom/smtp/capabilities.hpp>
@@ -31,36 +32,62 @@ namespace asio = boost::asio;
 /// message costs one round trip. Each send gets its own report.
 ///
 /// Errors carry a code (`error_code`, see mailroom::error and smtp::reply_category) and, for
-/// connect, diagnostics(); a send's report has its own diagnostics. After a protocol error, a
-/// timeout, a lost connection or a 421 the connection is closed and never reused; queued sends
-/// not yet past their final dot then fail with error::connection_lost and may be retried.
+/// connect and commands, last_diagnostics(); a send's report has its own diagnostics. After a
+/// protocol error, a timeout, a lost connection or a 421 the connection is closed and never
+/// reused; queued sends not yet past their final dot then fail with error::connection_lost and
+/// may be retried.
 ///
-/// Cancellation: every operation supports terminal cancellation (its handler's cancellation
-/// slot). A queued send that hasn't started is simply removed. Cancelling one in progress
-/// closes the connection; the send then reports operation_aborted, or an `unknown` outcome if
-/// its final dot was already written.
+/// Cancellation, through the handler's cancellation slot: async_connect honours terminal
+/// cancellation (the connection is closed; operation_aborted). Sends, NOOP, RSET and QUIT act
+/// on a signal of any type as terminal cancellation: one still queued is removed and completes
+/// with operation_aborted, nothing sent (a send whose envelope already went out behind the
+/// previous message closes the connection when its turn comes); one in progress closes the
+/// connection and completes with operation_aborted, or, for a send whose final dot was already
+/// written, error::delivery_status_unknown and an `unknown` outcome; the sends queued behind
+/// it then fail with error::connection_lost.
 ///
-/// Thread safety: use a client from one thread or strand at a time. Destroying it closes the
-/// connection and completes outstanding operations with operation_aborted.
+/// Thread safety: not thread-safe. Call a client only from the thread or strand that runs its
+/// executor (give it a strand on a multi-threaded io_context): its own I/O runs there.
+/// Destroying it closes the connection and completes outstanding operations with
+/// operation_aborted.
 class MAILROOM_API client {
 public:
+    /// Asio's polymorphic I/O executor.
     using executor_type = asio::any_io_executor;
 
+    /// A client that will connect as `opts` say; nothing happens until async_connect().
     client(executor_type ex, client_options opts);
+    /// Takes over the other's connection and queue; the moved-from client may only be
+    /// destroyed or assigned to.
     client(client&&) noexcept;
+    /// Closes this client's connection (as close()), then takes over the other's.
     client& operator=(client&&) noexcept;
+    /// Closes the connection (as close()).
     ~client();
 
+    /// The executor the client's I/O runs on, and its handlers by default.
     executor_type get_executor() const noexcept;
+    /// The options given; once connected, `port` holds the port used (587 or 465 for 0).
     const client_options& options() const noexcept;
 
-    /// Resolves and connects, reads the greeting, says EHLO, secures the connection as
-    /// options().tls asks (then EHLO again), and authenticates when credentials are set.
-    /// Handler: void(error_code). Errors: the phase's timeout (error::connect_timeout, ...),
-    /// error::starttls_unavailable, error::tls_handshake_failed, error::certificate_rejected,
-    /// error::starttls_injection, error::plaintext_auth_refused, AUTH failures (reply_category
-    /// 535, 454, ... or the SASL errors), reply_category for a refused greeting or EHLO, and
-    /// system errors (connection refused, ...). diagnostics() says which step failed.
+    /// Resolves and connects, reads the greeting, says EHLO (HELO where EHLO is refused and TLS
+    /// isn't required), secures the connection as options().tls asks (then EHLO again), and
+    /// authenticates when credentials are set. Handler: void(error_code).
+    ///
+    /// Errors: error::already_connected (open, connecting, or operations still queued); the
+    /// phase's timeout (error::connect_timeout, error::tls_handshake_timeout,
+    /// error::greeting_timeout, error::command_timeout); error::starttls_unavailable,
+    /// error::starttls_injection, error::tls_handshake_failed (also: certificate files that
+    /// can't be loaded), error::certificate_rejected; error::plaintext_auth_refused,
+    /// error::auth_mechanism_unavailable, error::invalid_credentials,
+    /// error::saslprep_unsupported, the SASL errors, and AUTH refusals (reply_category 535,
+    /// 454, ...); reply_category for a refused greeting, EHLO or HELO;
+    /// error::invalid_smtp_argument (an EHLO name that isn't a domain or address literal);
+    /// malformed replies (error::protocol_error, error::bad_reply_code, ...);
+    /// error::connection_lost; resolver and socket errors (host not found, connection
+    /// refused, ...); operation_aborted. On failure the connection is closed and
+    /// last_diagnostics() says which step failed; the client may connect again.
+    /// Cancellation: terminal (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_connect(Token&& token = {})
     {
@@ -71,12 +98,23 @@ public:
             token, impl_);
     }
 
-    /// Sends one message to its envelope's recipients. Handler:
-    /// void(error_code, delivery_report). The code is empty for `delivered` and `partial`
-    /// outcomes (per-recipient refusals are in the report), error::delivery_status_unknown for
-    /// `unknown`, and otherwise why nothing was delivered: the server's reply
-    /// (reply_category), error::size_exceeded, error::smtputf8_unavailable,
-    /// error::eight_bit_unavailable, error::connection_lost, a timeout, ...
+    /// Sends one message to its envelope's recipients, queued behind earlier operations.
+    /// Handler: void(error_code, delivery_report).
+    ///
+    /// The code is empty for `delivered` and `partial` outcomes (per-recipient refusals are in
+    /// the report), error::delivery_status_unknown for `unknown`, and otherwise why nothing was
+    /// delivered: error::not_connected (the client isn't open: completes at once, nothing
+    /// queued); checks made before anything is written: error::no_recipients,
+    /// error::size_exceeded, error::smtputf8_unavailable, error::eight_bit_unavailable,
+    /// error::invalid_smtp_argument (and error::invalid_address, error::control_character for
+    /// envelope paths that can't be sent); the server's refusal (reply_category: MAIL, every RCPT,
+    /// DATA or the final reply; a 421 closes the connection); the phase's timeout
+    /// (error::mail_timeout, error::rcpt_timeout, error::data_timeout,
+    /// error::data_block_timeout); error::connection_lost; malformed or out-of-step replies
+    /// (error::protocol_error, ...); the message can't be read (error::file_unreadable,
+    /// error::file_changed) or has a line over 998 octets (error::line_too_long): the
+    /// connection is then closed; operation_aborted. The report's `diag` says which step.
+    /// Cancellation: any type, as terminal cancellation (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})
@@ -84,30 +122,44 @@ public:
         return async_send(std::move(m), send_options{}, std::forward<Token>(token));
     }
     /// As above, with DSN requests (used where the server offers DSN, ignored elsewhere).
-    /// Errors also: invalid_smtp_argument for an ENVID that can't be sent.
+    /// Errors also: error::invalid_smtp_argument for an ENVID or NOTIFY combination that can't
+    /// be sent.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, send_options o, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, delivery_report)>(
-            [](auto handler, std::shared_ptr<impl> i, mime::message m, send_options o) {
-                initiate_send(std::move(i), std::move(m), std::move(o), std::move(handler));
+            [](auto handler, std::shared_ptr<impl> i, mime::message msg, send_options opts) {
+                initiate_send(std::move(i), std::move(msg), std::move(opts), std::move(handler));
             },
             token, impl_, std::move(m), std::move(o));
     }
 
-    /// NOOP, RSET and QUIT, queued behind any sends. QUIT closes the connection once answered
-    /// (a connection reset in place of the answer is not an error). Handler: void(error_code).
+    /// NOOP, queued behind any sends. Handler: void(error_code).
+    ///
+    /// Errors: error::not_connected (completes at once); reply_category for a reply other than
+    /// 250 (a 421 closes the connection); error::command_timeout, error::connection_lost or a
+    /// malformed reply, which close the connection; operation_aborted.
+    /// Cancellation: any type, as terminal cancellation (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_noop(Token&& token = {})
     {
         return simple(command::noop, std::forward<Token>(token));
     }
+    /// RSET, queued behind any sends. Handler: void(error_code). Errors and cancellation as
+    /// for async_noop.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_reset(Token&& token = {})
     {
         return simple(command::rset, std::forward<Token>(token));
     }
+    /// QUIT, queued behind any sends; the connection is closed once it is answered, whatever
+    /// the answer. Handler: void(error_code).
+    ///
+    /// Errors: error::not_connected (completes at once); reply_category for a reply other than
+    /// 221; error::command_timeout or a malformed reply; operation_aborted. A server that
+    /// closes the connection instead of answering is not an error.
+    /// Cancellation: any type, as terminal cancellation (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_quit(Token&& token = {})
     {
@@ -138,8 +190,8 @@ private:
     template <class Token> auto simple(command c, Token&& token)
     {
         return asio::async_initiate<Token, void(error_code)>(
-            [](auto handler, std::shared_ptr<impl> i, command c) {
-                initiate_simple(std::move(i), c, std::move(handler));
+            [](auto handler, std::shared_ptr<impl> i, command cmd) {
+                initiate_simple(std::move(i), cmd, std::move(handler));
             },
             token, impl_, c);
     }
