@@ -19,7 +19,7 @@ struct logger {
     /// Lines below this level are dropped.
     log_level level = log_level::warning;
     /// Receives each line (without a line end); empty: no logging at all.
-    std::function<void(log_level, std::string_view)> sink;
+    std::function<void(log_level, std::string_view)> sink{};
 
     /// True when a line at `l` would reach the sink (the library checks before formatting).
     bool enabled(log_level l) const noexcept { return sink && l >= level && l != log_level::off; }

@@ -17,9 +17,9 @@ namespace mailroom {
 /// One way out: a submission server and an account on it, with its own pool and limits.
 struct provider_options {
     /// Unique; names the provider in routing, reports, metrics and logs.
-    std::string name;
+    std::string name{};
     /// Endpoint and credentials. The pool's connections all use these.
-    smtp::client_options server;
+    smtp::client_options server{};
     /// The provider's connection pool.
     pool::pool_options pool{};
     /// The provider's quotas. No buckets and no max_in_flight: no limiter at all.
@@ -53,7 +53,7 @@ struct retry_options {
 /// (error::invalid_mailer_options and the pool's and limiter's own option errors).
 struct mailer_options {
     /// At least one; names unique.
-    std::vector<provider_options> providers;
+    std::vector<provider_options> providers{};
     /// Where mail goes that no provider's sender_domains match. Empty: the first provider.
     std::string default_provider{};
     /// Mail that no provider's sender_domains match fails with error::no_route instead of

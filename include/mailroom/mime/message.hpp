@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 
+/// Message construction: RFC 5322 / MIME messages built, validated and written in wire form.
 namespace mailroom::mime {
 
 namespace detail {
@@ -25,7 +26,8 @@ class reader_state;
 class MAILROOM_API message {
 public:
     /// A message whose wire form is already known (for example an .eml file). `bytes` must use
-    /// CRLF line ends; it is sent as it is.
+    /// CRLF line ends; it is sent as it is, nothing is checked. `message_id` is only recorded,
+    /// for message_id() and delivery reports.
     static message from_bytes(std::string bytes, mailroom::envelope env,
                               std::string message_id = {});
 
@@ -53,8 +55,9 @@ public:
     /// The same content with another envelope.
     message with_envelope(mailroom::envelope env) const;
 
+    /// MAIL FROM, the RCPT TO recipients, and what the message needs (SMTPUTF8, 8BITMIME).
     const mailroom::envelope& envelope() const noexcept;
-    /// The Message-ID with its angle brackets, e.g. `<k3j...@example.com>`; the same every time
+    /// The Message-ID with its angle brackets (`<k3j...@example.com>`); the same every time
     /// the message is written.
     const std::string& message_id() const noexcept;
 
@@ -67,9 +70,14 @@ public:
 
     /// Reads the wire form as a sequence of chunks, so a transport can write a message with large
     /// file attachments without holding it encoded in memory. Each chunk is at most about 96 KiB.
+    ///
+    /// Move-only; it keeps the message's content alive. Thread safety: one thread at a time.
     class MAILROOM_API reader {
     public:
+        /// Takes over the other's position; the moved-from reader may only be destroyed or
+        /// assigned to.
         reader(reader&&) noexcept;
+        /// As the move constructor.
         reader& operator=(reader&&) noexcept;
         ~reader();
 
@@ -84,8 +92,10 @@ public:
         explicit reader(std::shared_ptr<const detail::message_data> d);
         std::unique_ptr<detail::reader_state> state_;
     };
+    /// A reader positioned at the first octet. Any number may be open at once.
     reader open() const;
 
+    /// For the library itself (message_builder, from_bytes): wraps prepared content.
     explicit message(std::shared_ptr<const detail::message_data> d) noexcept
         : data_(std::move(d))
     {

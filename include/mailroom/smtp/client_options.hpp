@@ -25,32 +25,32 @@ struct tls_options {
     /// When TLS is used. Default: STARTTLS, required.
     tls_mode mode = tls_mode::required;
     /// The name the certificate must carry, also sent as SNI. Empty: the host connected to.
-    std::string verify_name;
+    std::string verify_name{};
     /// Check the certificate chain and name. Turning this off is for tests against servers
     /// with throwaway certificates; it leaves the connection open to anyone on the path.
     bool verify = true;
     /// PEM trust anchors in a file; with ca_dir empty too: the system's default store.
-    std::string ca_file;
+    std::string ca_file{};
     /// A directory of PEM trust anchors under hashed names (`openssl rehash`), besides ca_file.
-    std::string ca_dir;
+    std::string ca_dir{};
     /// A client certificate chain (PEM), for servers that ask for one.
-    std::string cert_file;
+    std::string cert_file{};
     /// The client certificate's private key (PEM).
-    std::string key_file;
+    std::string key_file{};
 };
 
 /// SMTP AUTH (RFC 4954) credentials.
 struct credentials {
     /// The account name (the SASL authentication identity).
-    std::string username;
+    std::string username{};
     /// For PLAIN, LOGIN, CRAM-MD5 and SCRAM-SHA-256. Never logged.
-    std::string password;
+    std::string password{};
     /// For XOAUTH2 / OAUTHBEARER: returns a bearer token. Called on every new connection, and
     /// with `refresh = true` once more when the server rejects the token, so a cached token can
     /// be renewed. May throw nothing; return an empty string for "no token".
-    std::function<std::string(bool refresh)> token_provider;
+    std::function<std::string(bool refresh)> token_provider{};
     /// A mechanism to insist on; empty: the strongest both sides support (see auth_mechanism).
-    std::optional<auth_mechanism> mechanism;
+    std::optional<auth_mechanism> mechanism{};
     /// Allow PLAIN, LOGIN or a bearer token on a connection without TLS. Off: such credentials
     /// are never sent in the clear.
     bool allow_plaintext = false;
@@ -90,23 +90,23 @@ struct timeouts {
 /// with the same options.
 struct client_options {
     /// The server: a host name or an IP address.
-    std::string host;
+    std::string host{};
     /// 0: 587 (submission), or 465 with tls_mode::implicit.
     std::uint16_t port = 0;
     /// The EHLO name: this host's domain name or an address literal. Default "localhost".
     std::string helo_name = "localhost";
     /// Transport security; STARTTLS is required by default.
-    tls_options tls;
+    tls_options tls{};
     /// SMTP AUTH after EHLO (and TLS). None: no AUTH.
-    std::optional<credentials> auth;
+    std::optional<credentials> auth{};
     /// Per-phase time limits.
-    smtp::timeouts timeouts;
+    smtp::timeouts timeouts{};
     /// Use PIPELINING (RFC 2920) when the server offers it.
     bool pipelining = true;
     /// Use CHUNKING (BDAT, RFC 3030) when the server offers it.
     bool chunking = true;
     /// Where the connection's log lines go (transcripts at log_level::trace).
-    logger log;
+    logger log{};
 };
 
 } // namespace mailroom::smtp

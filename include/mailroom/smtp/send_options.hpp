@@ -15,7 +15,7 @@ struct dsn_options {
 
     /// ENVID=: an identifier of the sender's choosing, echoed in every report (printable
     /// ASCII, at most 100 characters once xtext-encoded).
-    std::string envid;
+    std::string envid{};
     /// NOTIFY= for every recipient: when to report. `never` excludes the others; none set: no
     /// NOTIFY= (the server's default). This one: NOTIFY=SUCCESS, report a delivery.
     bool notify_success = false;
@@ -34,7 +34,7 @@ struct dsn_options {
 /// Per-message requests for smtp::client::async_send (and pool::connection::async_send).
 struct send_options {
     /// DSN requests; none by default.
-    dsn_options dsn;
+    dsn_options dsn{};
 };
 
 } // namespace mailroom::smtp
