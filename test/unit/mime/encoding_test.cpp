@@ -297,7 +297,9 @@ TEST_SUITE("mime.encoding")
         // short lines make the output outgrow its first allocation.
         const char specials[] = {'\r', '\n', '\t', '\x01', '\x7f', '\xc3', '\xa4', '.'};
         std::uint32_t seed = 12345;
-        auto next = [&] { return seed = seed * 1664525u + 1013904223u; };
+        auto next = [&] {
+            return seed = seed * 1664525u + 1013904223u;
+        };
         for (int round = 0; round < 2000; ++round) {
             std::string in(next() % 300, 'a');
             const std::uint32_t density = 1 + next() % 40;
