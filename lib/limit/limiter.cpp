@@ -19,8 +19,8 @@ using acquire_handler = asio::any_completion_handler<void(error_code, permit)>;
 
 namespace detail {
 
-struct limiter_impl : std::enable_shared_from_this<limiter_impl>,
-                      mailroom::detail::shutdown_listener {
+struct limiter_impl final : std::enable_shared_from_this<limiter_impl>,
+                            mailroom::detail::shutdown_listener {
     limiter_impl(asio::any_io_executor e, rate_limiter r)
         : ex(std::move(e))
         , core(std::move(r))

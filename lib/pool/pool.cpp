@@ -16,9 +16,12 @@
 
 #include <algorithm>
 #include <atomic>
+#include <cstdio>
+#include <cstdlib>
 #include <deque>
 #include <mutex>
 #include <random>
+#include <thread>
 #include <vector>
 
 namespace mailroom::pool {
@@ -55,7 +58,8 @@ struct waiter {
     bool done = false;
 };
 
-struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::shutdown_listener {
+struct pool_impl final : std::enable_shared_from_this<pool_impl>,
+                         mailroom::detail::shutdown_listener {
     pool_impl(asio::any_io_executor e, smtp::client_options s, pool_options o)
         : ex(std::move(e))
         , server(std::move(s))
@@ -73,6 +77,27 @@ struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::sh
     smtp::client_options server;
     pool_options opts;
     std::string prefix;
+
+#ifndef NDEBUG
+    // pool_options::single_threaded is a promise that one thread runs the executor's context;
+    // broken, the pool's state would be raced on silently. Debug builds check it where every
+    // send passes (checkout, return, serving waiters): the first thread there owns the pool.
+    std::atomic<std::thread::id> owner{};
+    void check_thread()
+    {
+        if (!opts.single_threaded)
+            return;
+        std::thread::id none{}, me = std::this_thread::get_id();
+        if (!owner.compare_exchange_strong(none, me) && none != me) {
+            std::fputs("mailroom: pool_options::single_threaded, but the pool runs on a second "
+                       "thread (a multi-threaded io_context?): leave single_threaded false\n",
+                       stderr);
+            std::abort();
+        }
+    }
+#else
+    void check_thread() {}
+#endif
 
     std::vector<std::shared_ptr<pooled>> conns; // connecting, probing or ready
     std::deque<std::shared_ptr<waiter>> waiters;
@@ -166,6 +191,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::sh
 
     void acquire(acquire_handler h)
     {
+        check_thread();
         if (closed || draining) {
             post_completion(ex, std::move(h), make_error_code(error::pool_closed), connection{});
             return;
@@ -266,6 +292,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::sh
     // Hands out what can be handed out, and opens connections for the rest.
     void serve()
     {
+        check_thread();
         if (closed)
             return;
         const auto now = clock::now();
@@ -447,6 +474,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl>, mailroom::detail::sh
 
     void give_back(const std::shared_ptr<pooled>& c)
     {
+        check_thread();
         --c->leases;
         const auto now = clock::now();
         c->last_used = now;

@@ -42,7 +42,8 @@ std::atomic<std::uint64_t> connection_counter{0};
 
 } // namespace
 
-struct client::impl : std::enable_shared_from_this<impl>, mailroom::detail::shutdown_listener {
+struct client::impl final : std::enable_shared_from_this<impl>,
+                            mailroom::detail::shutdown_listener {
     // One queued operation: a send, or NOOP / RSET / QUIT.
     struct op {
         enum class kind { send, noop, rset, quit } k;

@@ -19,6 +19,13 @@
 
 #include <map>
 #include <set>
+#include <thread>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace mailroom;
 using namespace std::chrono_literals;
@@ -716,4 +723,45 @@ TEST_SUITE("pool")
         }
         CHECK(watch.expired());
     }
+
+#ifndef NDEBUG
+    // pool_options::single_threaded promises one thread: debug builds stop a pool whose work
+    // moves to a second thread (here the io_context is run by one thread, then by another).
+    // In a child process, since the check ends the process.
+    TEST_CASE("single_threaded on a second thread stops the process (debug builds)")
+    {
+        auto run_on_two_threads = [](bool single_threaded) {
+            pid_t pid = fork();
+            REQUIRE(pid >= 0);
+            if (pid == 0) {
+                std::freopen("/dev/null", "w", stderr);
+                asio::io_context io;
+                smtp::client_options s;
+                s.host = "127.0.0.1";
+                s.port = 1; // refused at once: nothing needs a server
+                s.tls.mode = smtp::tls_mode::none;
+                pool::pool p(io.get_executor(), s, {.single_threaded = single_threaded});
+                // Run by this thread, then by another (a joined thread's id may be reused).
+                p.async_acquire([](error_code, pool::connection) {});
+                io.run_for(100ms);
+                p.async_acquire([](error_code, pool::connection) {});
+                std::thread([&] {
+                    io.restart();
+                    io.run_for(100ms);
+                }).join();
+                p.close();
+                std::_Exit(0);
+            }
+            int status = 0;
+            REQUIRE(waitpid(pid, &status, 0) == pid);
+            return status;
+        };
+        int shared = run_on_two_threads(false);
+        CHECK(WIFEXITED(shared));
+        CHECK(WEXITSTATUS(shared) == 0);
+        int single = run_on_two_threads(true);
+        CHECK(WIFSIGNALED(single));
+        CHECK(WTERMSIG(single) == SIGABRT);
+    }
+#endif
 }

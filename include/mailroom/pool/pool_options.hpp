@@ -47,7 +47,9 @@ struct pool_options {
     backoff_options reconnect{};
     /// The executor's context is run by one thread only: the pool (and a mailer's provider)
     /// then runs on it directly, without a strand, saving a little CPU per send. Wrong with a
-    /// multi-threaded io_context: leave it false there.
+    /// multi-threaded io_context: leave it false there. Debug builds (NDEBUG undefined) check
+    /// the promise: the first thread to run the pool's work owns it, and the pool's work on
+    /// any other thread prints a line to stderr and aborts the process.
     bool single_threaded = false;
 };
 
