@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
-"""Makes the installed static library: every object of the library linked into one
-relocatable object in which only mailroom's API stays global, in an archive of its own.
+"""Keeps the library's Asio to itself in what consumers link.
 
-A program linking it then meets none of the library's code but its API: its own Asio,
-header-only or compiled from boost/asio/impl/src.hpp, never clashes with the library's
-(no multiple definitions, no copy picked from the other side), as with the shared library.
+`archive`: the installed static library, every object of the library linked into one
+relocatable object in which only mailroom's API and Asio's per-program data stay global.
+`map`: the shared library's version script, exporting the same.
+
+A program then meets none of the library's code but its API: its own Asio, header-only or
+compiled from boost/asio/impl/src.hpp, never clashes with the library's (no multiple
+definitions, no copy picked from the other side).
 
 - Section groups (COMDAT) are dissolved first, or the linker would drop the library's copy of
   an inline function the program has too while the library's now-local references still
@@ -12,44 +15,55 @@ header-only or compiled from boost/asio/impl/src.hpp, never clashes with the lib
 - Hidden symbols (the library's private code, most of Asio's and Beast's inline code) become
   local; so do the functions Asio's headers give default visibility (member templates such as
   epoll_reactor::schedule_timer<>), unless they are mailroom's.
-- Data with vague linkage that Asio means to be one per program (service ids, the per-thread
-  call stacks, function-local statics; GNU "unique" symbols) stays global, made weak: it merges
-  with the program's, so one io_context keeps one set of services and one per-thread context.
+- Data with vague linkage that Asio keeps once per program (the per-thread call stack, service
+  ids, vtables, function-local statics; nm kinds u and V) stays global (made weak): it merges
+  with the program's. It must: Asio's code on either side reads the thread's call stack that
+  io_context::run set up, and finds one io_context's services by id.
 - Undefined references (OpenSSL's, libidn2's) stay strong: a missing library is a link error.
 
-usage: private_archive.py LD OBJCOPY NM CXXFILT AR INPUT.a OUTPUT.a
+usage: private_archive.py archive LD OBJCOPY NM CXXFILT AR INPUT.a OUTPUT.a
+       private_archive.py map NM INPUT.a OUTPUT.map
 """
 import os
 import subprocess
 import sys
 
 
-def main(ld, objcopy, nm, cxxfilt, ar, archive, output):
+def defined_globals(nm, path):
+    """(name, nm kind) of every defined global symbol."""
+    listing = subprocess.run([nm, "--defined-only", "-g", "--format=posix", path], check=True,
+                             capture_output=True, text=True).stdout
+    return [tuple(f[:2]) for f in (line.split() for line in listing.splitlines())
+            if len(f) >= 2 and not f[0].endswith(":") and not f[0].endswith("]")]
+
+
+def per_program_data(symbols):
+    """Asio's data that must be one per program."""
+    return sorted({name for name, kind in symbols if kind in ("u", "V") and "5boost4asio" in name})
+
+
+def archive(ld, objcopy, nm, cxxfilt, ar, source, output):
     obj = output + ".o"
-    subprocess.run([ld, "-r", "--whole-archive", archive, "-o", obj], check=True)
+    subprocess.run([ld, "-r", "--whole-archive", source, "-o", obj], check=True)
     subprocess.run([objcopy, "--localize-hidden", "--remove-section=.group", obj], check=True)
 
-    listing = subprocess.run([nm, "--defined-only", "-g", "--format=posix", obj], check=True,
-                             capture_output=True, text=True).stdout
-    symbols = [line.split()[:2] for line in listing.splitlines() if len(line.split()) >= 2]
+    symbols = defined_globals(nm, obj)
     demangled = subprocess.run([cxxfilt], input="\n".join(name for name, _ in symbols),
                                check=True, capture_output=True, text=True).stdout.splitlines()
-    localize, weaken = [], []
-    for (name, kind), readable in zip(symbols, demangled):
-        if kind == "u":
-            weaken.append(name)
-        elif kind in ("T", "W") and not readable.startswith("mailroom::"):
-            localize.append(name)
+    localize = [name for (name, kind), readable in zip(symbols, demangled)
+                if kind in ("T", "W") and not readable.startswith("mailroom::")]
+    # Outside its group a GNU "unique" symbol would count as a second strong definition.
+    weaken = [name for name, kind in symbols if kind == "u"]
 
     lists = []
-    for option, names in (("--localize-symbols=", localize), ("--weaken-symbols=", weaken)):
-        path = obj + "." + option.strip("-=").split("-")[0]
+    for option, names in (("--localize-symbols", localize), ("--weaken-symbols", weaken)):
+        path = obj + option.replace("-", ".")
         with open(path, "w") as f:
             f.write("\n".join(names) + "\n")
-        lists.append(option + path)
-    subprocess.run([objcopy] + lists + [obj], check=True)
-    for option in lists:
-        os.remove(option.split("=", 1)[1])
+        lists.append((option, path))
+    subprocess.run([objcopy] + [o + "=" + p for o, p in lists] + [obj], check=True)
+    for _, path in lists:
+        os.remove(path)
 
     if os.path.exists(output):
         os.remove(output)
@@ -57,7 +71,22 @@ def main(ld, objcopy, nm, cxxfilt, ar, archive, output):
     os.remove(obj)
 
 
+def version_script(nm, source, output):
+    shared = per_program_data(defined_globals(nm, source))
+    with open(output, "w") as f:
+        f.write("/* Generated by lib/private_archive.py: mailroom's API, and Asio's data that is\n"
+                "   one per program; nothing else. */\n{\n  global:\n")
+        f.write("    extern \"C++\" {\n      mailroom::*;\n      typeinfo?for?mailroom::*;\n"
+                "      typeinfo?name?for?mailroom::*;\n      vtable?for?mailroom::*;\n    };\n")
+        for name in shared:
+            f.write(f"    {name};\n")
+        f.write("  local: *;\n};\n")
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 8:
+    if len(sys.argv) == 9 and sys.argv[1] == "archive":
+        archive(*sys.argv[2:])
+    elif len(sys.argv) == 5 and sys.argv[1] == "map":
+        version_script(*sys.argv[2:])
+    else:
         sys.exit(__doc__)
-    main(*sys.argv[1:])

@@ -89,7 +89,8 @@ sys.exit(0 if len(files) == expected else 1)
 PY
 }
 
-pc() { PKG_CONFIG_PATH=$1/${libdir#"$prefix"/}/pkgconfig pkg-config "${@:2}"; }
+# The static copy has moved: its .pc file is told where its prefix is now.
+pc() { PKG_CONFIG_PATH=$1/${libdir#"$prefix"/}/pkgconfig pkg-config --define-variable=prefix="$1" "${@:2}"; }
 strict=(-std=c++20 -O2 -Wall -Wextra -Wshadow -Wpedantic -Werror)
 
 # build_pc NAME CXX PREFIX LINK OUTPUT SOURCES... [-- EXTRA FLAGS]: builds through pkg-config.
