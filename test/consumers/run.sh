@@ -135,6 +135,7 @@ exports() {
   [ "$n_so_other" = 0 ] && [ "$n_a_other" = 0 ]
 }
 check no-asio-exported exports
+head -n 1 "$work/no-asio-exported.log" | sed 's/^/     /'
 
 check pkgconfig-gcc-shared build_pc g++ "$prefix" shared "$bin/one_gcc_shared" "$ex/one_message.cpp"
 check pkgconfig-gcc-shared-run run_against_sink one-gcc-shared 1 "$bin/one_gcc_shared"
