@@ -23,17 +23,6 @@ using namespace mailroom;
 
 namespace {
 
-const char* outcome_name(smtp::outcome o)
-{
-    switch (o) {
-    case smtp::outcome::delivered: return "delivered";
-    case smtp::outcome::partial: return "partial";
-    case smtp::outcome::failed: return "failed";
-    case smtp::outcome::unknown: return "unknown";
-    }
-    return "?";
-}
-
 // Parameters by value: a coroutine must not hold references to its caller's objects.
 asio::awaitable<int> send_one(smtp::client_options options, mime::message msg)
 {
@@ -49,7 +38,7 @@ asio::awaitable<int> send_one(smtp::client_options options, mime::message msg)
     std::cout << "connected: " << c.server_capabilities().greeting << "\n";
 
     auto [send_ec, report] = co_await c.async_send(msg, asio::as_tuple(asio::deferred));
-    std::cout << "message " << report.message_id << ": " << outcome_name(report.outcome) << "\n";
+    std::cout << "message " << report.message_id << ": " << smtp::to_string(report.outcome) << "\n";
     for (const auto& r : report.recipients)
         std::cout << "  RCPT " << r.recipient << ": " << r.response.to_string() << "\n";
     if (report.final_reply)

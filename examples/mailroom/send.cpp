@@ -21,17 +21,6 @@ namespace {
 
 namespace asio = boost::asio;
 
-const char* outcome_name(smtp::outcome o)
-{
-    switch (o) {
-    case smtp::outcome::delivered: return "delivered";
-    case smtp::outcome::partial: return "partial";
-    case smtp::outcome::failed: return "failed";
-    case smtp::outcome::unknown: return "unknown";
-    }
-    return "failed";
-}
-
 std::string reply_text(const smtp::reply& r)
 {
     std::string t;
@@ -66,7 +55,7 @@ std::string report_json(const smtp::delivery_report& rep, error_code ec)
         j += ",\"text\":" + json_string(reply_text(r.response)) + "}";
     }
     j += "],\"queue_id\":" + (rep.queue_id.empty() ? "null" : json_string(rep.queue_id));
-    j += ",\"outcome\":" + json_string(outcome_name(rep.outcome));
+    j += ",\"outcome\":" + json_string(smtp::to_string(rep.outcome));
     if (ec) {
         j += ",\"error\":" + json_string(ec.message());
         if (!rep.diag.field.empty() || !rep.diag.detail.empty())

@@ -7,6 +7,7 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace mailroom::smtp {
@@ -27,6 +28,10 @@ enum class outcome {
     unknown,   ///< the connection failed after the final dot: it may have been delivered.
                ///< Never retried automatically (RFC 5321 §4.5.3.2, §6.1).
 };
+
+/// The outcome's name: "delivered", "partial", "failed" or "unknown" (as `mailroom send
+/// --json` prints it).
+MAILROOM_API std::string_view to_string(outcome o) noexcept;
 
 /// What happened to one message sent by smtp::client::async_send: the reply for each recipient,
 /// the final reply, the outcome, and why it failed. Filled in as far as the send got.
