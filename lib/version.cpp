@@ -2,6 +2,9 @@
 
 namespace mailroom {
 
-const char* library_version() noexcept { return MAILROOM_VERSION_STRING; }
+const char* library_version() noexcept
+{
+    return MAILROOM_VERSION_STRING;
+}
 
 } // namespace mailroom

@@ -364,7 +364,10 @@ struct pool_impl final : std::enable_shared_from_this<pool_impl>,
         asio::co_spawn(ex, connect(shared_from_this(), c), asio::detached);
     }
 
-    void remove(const std::shared_ptr<pooled>& c) { std::erase(conns, c); }
+    void remove(const std::shared_ptr<pooled>& c)
+    {
+        std::erase(conns, c);
+    }
 
     static asio::awaitable<void> connect(std::shared_ptr<pool_impl> self, std::shared_ptr<pooled> c)
     {
