@@ -333,6 +333,15 @@ namespace {
     throw boost::system::system_error(ec, what);
 }
 
+// The text a system_error was made with: what() appends ": <message> [<category>:<value>]",
+// which the mailer's own system_error appends again.
+std::string what_arg(const boost::system::system_error& e)
+{
+    std::string w = e.what();
+    const auto cut = w.rfind(": " + e.code().message());
+    return cut == std::string::npos ? w : w.substr(0, cut);
+}
+
 } // namespace
 
 mailer::mailer(executor_type ex, mailer_options options)
@@ -366,7 +375,7 @@ mailer::mailer(executor_type ex, mailer_options options)
             i->providers.push_back(std::make_unique<detail::provider_state>(
                 po.pool.single_threaded ? ex : asio::make_strand(ex), po));
         } catch (const boost::system::system_error& e) {
-            bad_options(e.code(), where + " (" + po.name + "): " + e.what());
+            bad_options(e.code(), where + " (" + po.name + "): " + what_arg(e));
         }
     }
     if (options.require_route) {

@@ -381,6 +381,19 @@ TEST_SUITE("pool")
         } catch (const boost::system::system_error& e) {
             CHECK(e.code() == error::invalid_mailer_options);
         }
+        // A provider's pool options refused: the reason is said once, with where it is.
+        try {
+            auto p = provider("p", one);
+            p.pool.pipeline_depth = 0;
+            mailer bad(io.get_executor(), {.providers = {p}});
+            FAIL("accepted");
+        } catch (const boost::system::system_error& e) {
+            const std::string w = e.what();
+            CHECK(e.code() == error::invalid_pool_options);
+            CHECK(w.starts_with("providers[0] (p): pipeline_depth"));
+            const std::string message = e.code().message();
+            CHECK(w.find(message) == w.rfind(message));
+        }
     }
 
     TEST_CASE("mailer: 15 sends at 10/s with a burst of 5 take about a second")
