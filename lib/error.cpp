@@ -106,8 +106,8 @@ public:
         case error::scram_server_signature_mismatch:
             return make_error_condition(condition::transient);
         case error::not_connected:
-        case error::connection_lost:
-        case error::delivery_status_unknown: return make_error_condition(condition::transient);
+        case error::connection_lost: return make_error_condition(condition::transient);
+        case error::delivery_status_unknown: return make_error_condition(condition::unknown);
         // TLS that was required and didn't happen: like Postfix with a TLS policy, defer
         // rather than bounce, so an attacker who strips STARTTLS can't destroy mail either.
         case error::starttls_unavailable:
@@ -187,6 +187,7 @@ public:
         case condition::transient: return "transient failure";
         case condition::permanent: return "permanent failure";
         case condition::timeout: return "timed out";
+        case condition::unknown: return "outcome unknown (the message may have been delivered)";
         }
         return "unknown condition";
     }

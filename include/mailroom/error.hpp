@@ -126,6 +126,9 @@ enum class condition {
     transient,         ///< may succeed if retried later
     permanent,         ///< will fail again the same way
     timeout,           ///< a deadline passed
+    /// The message may have been delivered: the reply to the final dot (or last BDAT) never
+    /// came. Never transient: retrying could deliver it twice (RFC 5321 §4.5.3.2, §6.1).
+    unknown,
 };
 
 /// The category of `mailroom::condition`, named "mailroom.condition". A code matches its own

@@ -119,6 +119,13 @@ TEST_SUITE("smtp.reply_error")
             CHECK(ec.message() != "unknown mailroom error");
         }
         CHECK(error_code(error::auth_mechanism_unavailable) == condition::permanent);
+        // A lost reply to the final dot is its own condition, never one that invites a retry.
+        const error_code unknown = error::delivery_status_unknown;
+        CHECK(unknown == condition::unknown);
+        CHECK(unknown != condition::transient);
+        CHECK(unknown != condition::permanent);
+        CHECK(error_code(error::connection_lost) != condition::unknown);
+        CHECK(error_code(error::data_end_timeout) == condition::timeout);
         // Existing values keep their numbers.
         CHECK(static_cast<int>(error::invalid_address) == 1);
         CHECK(static_cast<int>(error::line_too_long) == 17);
