@@ -1081,6 +1081,16 @@ def case_eml_streamed_large(c):
     # A 64 MiB file to Postfix's smtp-sink: the tool's peak memory stays far below the file's
     # size (it read the whole file before: 218 MiB resident for 68 MiB), and what arrives is
     # the file less Bcc with CRLF line breaks (smtp-sink's dump shows each as LF).
+    # The peak is compared with the same send of a 4 MiB file (also streamed): what the
+    # process costs anyway (much more under AddressSanitizer) is not the file's.
+    base_sink = SmtpSink()
+    try:
+        small = write_file("small.eml", mixed_eml(4 << 20, 1))
+        r, base_kib = run_measured("send", "--server", url(base_sink.port), "--tls", "none",
+                                   "--timeout", "60", "--json", "--eml", small)
+        c.require(r.rc == EX_OK, f"send (4 MiB): {r.why()}")
+    finally:
+        base_sink.stop()
     sink = SmtpSink()  # its own, so its dump holds this message alone
     try:
         raw = mixed_eml(64 << 20, 1)
@@ -1090,10 +1100,12 @@ def case_eml_streamed_large(c):
                                   "--timeout", "60", "--json", "--eml", path)
         c.require(r.rc == EX_OK, f"send: {r.why()}")
         size = os.path.getsize(path)
+        grown = rss_kib - base_kib
         print(f"  large .eml: {size / 2**20:.1f} MiB file, mailroom peak RSS "
-              f"{rss_kib / 1024:.1f} MiB", flush=True)
-        c.check(rss_kib * 1024 < size // 4,
-                f"peak RSS {rss_kib} KiB for a {size >> 20} MiB file: not streamed")
+              f"{rss_kib / 1024:.1f} MiB ({base_kib / 1024:.1f} MiB for 4 MiB)", flush=True)
+        c.check(grown * 1024 < (size - os.path.getsize(small)) // 8,
+                f"peak RSS {rss_kib} KiB for a {size >> 20} MiB file, {base_kib} KiB for "
+                f"4 MiB: grows with the file, not streamed")
         msgs = sink.messages()
         c.require(len(msgs) == 1, f"want one message in the dump, have {len(msgs)}")
         headers, body = msgs[0]
