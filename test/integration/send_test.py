@@ -343,6 +343,7 @@ class RecordingRelay:
                 continue
             except OSError:
                 return
+            self.before_upstream()
             server = socket.create_connection((LOOPBACK, self.upstream), timeout=10)
             client.settimeout(None)
             server.settimeout(None)
@@ -351,6 +352,9 @@ class RecordingRelay:
                 t = threading.Thread(target=self.pump, args=(src, dst, keep), daemon=True)
                 t.start()
                 self.threads.append(t)
+
+    def before_upstream(self):
+        """Called between accepting a client and connecting upstream (a hook for faults)."""
 
     def pump(self, src, dst, keep):
         try:
@@ -1180,23 +1184,8 @@ class SlowGreeter(RecordingRelay):
         self.delay = delay
         super().__init__(upstream_port)
 
-    def serve(self):
-        while not self.done.is_set():
-            try:
-                client, _ = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            time.sleep(self.delay)
-            server = socket.create_connection((LOOPBACK, self.upstream), timeout=10)
-            client.settimeout(None)
-            server.settimeout(None)
-            self.socks += [client, server]
-            for src, dst, keep in ((client, server, True), (server, client, False)):
-                th = threading.Thread(target=self.pump, args=(src, dst, keep), daemon=True)
-                th.start()
-                self.threads.append(th)
+    def before_upstream(self):
+        time.sleep(self.delay)
 
 
 def case_stdin_text_and_html(c):
