@@ -1,6 +1,7 @@
-// The SMTP client's I/O: straight-line coroutines over Beast's tcp_stream (for per-step
-// deadlines) and Asio's OpenSSL stream. Every decision (reply grammar, capabilities, command
-// formatting, dot-stuffing, SASL) is made by the pure code beside this file.
+// The SMTP client's I/O driver: the queue of operations, and coroutines that run the sans-I/O
+// session algos (connect_algo.hpp, send_algo.hpp) over Beast's tcp_stream (for per-phase
+// deadlines) and Asio's OpenSSL stream. Every decision (what to send, what a reply means,
+// when the connection can't be trusted) is made by the pure code beside this file.
 
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
@@ -8,12 +9,10 @@
 #include "detail/completion.hpp"
 #include "detail/shutdown.hpp"
 #include "smtp/asio.hpp"
-#include "smtp/auth_exchange.hpp"
 #include "smtp/command.hpp"
-#include "smtp/dot_stuffer.hpp"
-#include "smtp/envelope_verdict.hpp"
+#include "smtp/connect_algo.hpp"
 #include "smtp/reply_parser.hpp"
-#include "smtp/sasl.hpp"
+#include "smtp/send_algo.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
@@ -34,10 +33,6 @@ namespace {
 
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
-// Message data is written in blocks of about this size: large enough for few system calls,
-// small enough to keep memory per connection low.
-constexpr std::size_t write_block = 64 * 1024;
-
 std::atomic<std::uint64_t> connection_counter{0};
 
 } // namespace
@@ -52,7 +47,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         asio::any_completion_handler<void(error_code, delivery_report)> send_handler;
         asio::any_completion_handler<void(error_code)> simple_handler;
         delivery_report report;
-        bool envelope_sent = false; // written behind the previous message's final dot
+        detail::send_algo* algo = nullptr; // while the send runs
+        bool envelope_sent = false;        // written behind the previous message's final dot
         bool started = false;
         bool cancelled = false;
         bool done = false; // the handler has been called (or posted)
@@ -63,6 +59,10 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         : ex(std::move(e))
         , opts(std::move(o))
     {
+        slog.log = &opts.log;
+        next_envelope = [this](std::string& out) {
+            return pipeline_next(out);
+        };
     }
 
     asio::any_io_executor ex;
@@ -72,7 +72,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
     // OpenSSL's buffers (about 40 KiB), and without TLS OpenSSL is never initialised.
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> ssl;
-    bool tls = false;
+    detail::session_state session;
+    detail::session_log slog;
     state st = state::closed;
     detail::reply_parser parser;
     // Bytes read and not yet parsed: rbuf[rpos, rend).
@@ -82,13 +83,10 @@ struct client::impl final : std::enable_shared_from_this<impl>,
     std::size_t rpos = 0;
     std::size_t rend = 0;
     std::string wbuf;
-    capabilities caps;
-    std::optional<auth_mechanism> auth_used;
     diagnostics diag;
-    std::string prefix;
+    detail::next_envelope_fn next_envelope;
     std::deque<std::shared_ptr<op>> queue;
     bool pumping = false;
-    bool connect_cancelled = false;
 
     beast::tcp_stream& tcp_layer() { return *tcp; }
 
@@ -101,55 +99,11 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         st = state::closed;
     }
 
-    // ---- logging ------------------------------------------------------------------------
-
-    void log(log_level l, std::string_view what)
-    {
-        if (!opts.log.enabled(l))
-            return;
-        std::string line = prefix;
-        line += ' ';
-        line += what;
-        opts.log(l, line);
-    }
-
-    void log_client_lines(std::string_view data, bool sasl_response = false)
-    {
-        if (!opts.log.enabled(log_level::trace))
-            return;
-        std::size_t pos = 0;
-        while (pos < data.size()) {
-            std::size_t e = data.find("\r\n", pos);
-            if (e == std::string_view::npos)
-                e = data.size();
-            log(log_level::trace,
-                "C: " + detail::redact_client_line(data.substr(pos, e - pos), sasl_response));
-            pos = e + 2;
-        }
-    }
-
-    void log_reply(const reply& r)
-    {
-        if (!opts.log.enabled(log_level::trace))
-            return;
-        for (std::size_t i = 0; i < r.lines.size(); ++i)
-            log(log_level::trace,
-                "S: " + std::to_string(r.code) + (i + 1 < r.lines.size() ? "-" : " ") + r.lines[i]);
-    }
-
-    // ---- errors -------------------------------------------------------------------------
+    void log(log_level l, std::string_view what) { slog(l, what); }
 
     error_code fail(std::string_view step, error_code ec, std::string detail = {})
     {
-        diag.field = std::string(step);
-        diag.detail = detail.empty() ? ec.message() : std::move(detail);
-        log(log_level::warning, diag.field + " failed: " + diag.detail);
-        return ec;
-    }
-
-    error_code fail_reply(std::string_view step, const reply& r)
-    {
-        return fail(step, make_error_code(r), r.to_string());
+        return detail::record_failure(diag, slog, step, ec, std::move(detail));
     }
 
     // An I/O error as the caller should see it: Beast's expiry becomes the step's own
@@ -165,13 +119,31 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         return ec;
     }
 
+    // The deadline of each phase, and the error it becomes (RFC 5321 §4.5.3.2).
+    std::pair<duration, error> deadline(detail::phase p) const
+    {
+        const timeouts& t = opts.timeouts;
+        using detail::phase;
+        switch (p) {
+        case phase::tls_handshake: return {t.tls_handshake, error::tls_handshake_timeout};
+        case phase::greeting: return {t.greeting, error::greeting_timeout};
+        case phase::command: break;
+        case phase::mail: return {t.mail, error::mail_timeout};
+        case phase::rcpt: return {t.rcpt, error::rcpt_timeout};
+        case phase::data: return {t.data, error::data_timeout};
+        case phase::data_block: return {t.data_block, error::data_block_timeout};
+        case phase::data_end: return {t.data_end, error::data_end_timeout};
+        }
+        return {t.command, error::command_timeout};
+    }
+
     // ---- I/O primitives -------------------------------------------------------------------
 
     awaitable<error_code> write(std::string_view data, duration limit, error on_timeout)
     {
         tcp_layer().expires_after(limit);
         error_code ec;
-        if (tls)
+        if (session.tls)
             std::tie(ec, std::ignore) =
                 co_await asio::async_write(*ssl, asio::buffer(data), use_tuple);
         else
@@ -184,6 +156,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
     // is only armed when the socket must be read (pipelined replies are often all buffered).
     awaitable<error_code> read_reply(reply& out, duration limit, error on_timeout)
     {
+        // RFC 3463 status codes are parsed where EHLO announced ENHANCEDSTATUSCODES.
+        parser.set_enhanced_status_codes(session.caps.enhanced_status_codes);
         bool armed = false;
         for (;;) {
             if (rpos < rend) {
@@ -193,7 +167,6 @@ struct client::impl final : std::enable_shared_from_this<impl>,
                     co_return fail("reading a reply", ec, std::string(parser.error_detail()));
                 if (parser.has_reply()) {
                     out = parser.take();
-                    log_reply(out);
                     co_return error_code{};
                 }
             }
@@ -207,7 +180,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             auto buf = asio::buffer(rbuf.get(), rbuf_size);
             error_code ec;
             std::size_t n = 0;
-            if (tls)
+            if (session.tls)
                 std::tie(ec, n) = co_await ssl->async_read_some(buf, use_tuple);
             else
                 std::tie(ec, n) = co_await tcp_layer().async_read_some(buf, use_tuple);
@@ -217,12 +190,25 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         }
     }
 
-    awaitable<error_code> command(std::string_view line, reply& r, duration limit, error on_timeout)
+    // Runs a session algo to its end: every action it asks for, with its phase's deadline.
+    template <class Algo> awaitable<detail::action> drive(Algo& a)
     {
-        log_client_lines(line);
-        if (auto ec = co_await write(line, limit, on_timeout))
-            co_return ec;
-        co_return co_await read_reply(r, limit, on_timeout);
+        using kind = detail::action::kind;
+        detail::io_result r;
+        for (;;) {
+            const detail::action x = a.resume(r);
+            r = {};
+            const auto [limit, on_timeout] = deadline(x.ph);
+            switch (x.k) {
+            case kind::write: r.ec = co_await write(x.bytes, limit, on_timeout); break;
+            case kind::read:
+                r.ec = co_await read_reply(*x.into, limit, on_timeout);
+                r.more_buffered = rpos < rend || !parser.idle();
+                break;
+            case kind::handshake: r.ec = co_await handshake(); break;
+            case kind::done: co_return x;
+            }
+        }
     }
 
     void close_socket() noexcept
@@ -233,7 +219,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             tcp_layer().close();
         }
         st = state::closed;
-        tls = false;
+        session.tls = false;
     }
 
     // ---- connect ------------------------------------------------------------------------
@@ -269,6 +255,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         return {};
     }
 
+    // The TLS handshake, implicit or after STARTTLS; the reply parser starts afresh after it.
     awaitable<error_code> handshake()
     {
         const std::string& name = opts.tls.verify_name.empty() ? opts.host : opts.tls.verify_name;
@@ -298,155 +285,20 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             co_return fail("TLS handshake", make_error_code(error::tls_handshake_failed),
                            ec.message());
         }
-        tls = true;
-        co_return error_code{};
-    }
-
-    // EHLO, or HELO where the server refuses EHLO and TLS isn't required (RFC 5321 §3.2).
-    awaitable<error_code> hello()
-    {
-        std::string line;
-        if (auto ec = detail::format_ehlo(line, opts.helo_name))
-            co_return fail("EHLO", ec, "EHLO name '" + opts.helo_name + "' is not a domain");
-        reply r;
-        if (auto ec = co_await command(line, r, opts.timeouts.command, error::command_timeout))
-            co_return fail("EHLO", ec);
-        if (r.code == 250) {
-            caps = capabilities::parse(r);
-            parser.set_enhanced_status_codes(caps.enhanced_status_codes);
-            co_return error_code{};
-        }
-        const bool may_helo =
-            (r.code == 500 || r.code == 502) && !tls &&
-            (opts.tls.mode == tls_mode::none || opts.tls.mode == tls_mode::opportunistic);
-        if (!may_helo)
-            co_return fail_reply("EHLO", r);
-        line.clear();
-        (void)detail::format_helo(line, opts.helo_name);
-        if (auto ec = co_await command(line, r, opts.timeouts.command, error::command_timeout))
-            co_return fail("HELO", ec);
-        if (r.code != 250)
-            co_return fail_reply("HELO", r);
-        caps = capabilities{};
-        co_return error_code{};
-    }
-
-    awaitable<error_code> starttls()
-    {
-        const bool required = opts.tls.mode == tls_mode::required;
-        if (!caps.starttls) {
-            if (required)
-                co_return fail("STARTTLS", make_error_code(error::starttls_unavailable),
-                               "the server does not offer STARTTLS");
-            co_return error_code{};
-        }
-        std::string line;
-        detail::format_starttls(line);
-        reply r;
-        if (auto ec = co_await command(line, r, opts.timeouts.command, error::command_timeout))
-            co_return fail("STARTTLS", ec);
-        if (r.code != 220) {
-            if (required)
-                co_return fail("STARTTLS", make_error_code(error::starttls_unavailable),
-                               r.to_string());
-            co_return error_code{};
-        }
-        // RFC 3207 §5 (CVE-2011-0411): bytes that arrived with the 220 were sent before TLS and
-        // could be an attacker's "replies" for the protected session.
-        if (rpos < rend || !parser.idle())
-            co_return fail("STARTTLS", make_error_code(error::starttls_injection),
-                           "the server sent data after its 220 reply, before the TLS handshake");
-        if (auto ec = co_await handshake())
-            co_return ec;
-        // Everything learned before TLS is forgotten (RFC 3207 §4.2).
-        caps = capabilities{};
+        session.tls = true;
         parser.reset();
-        parser.set_enhanced_status_codes(false);
-        co_return co_await hello();
-    }
-
-    awaitable<error_code> authenticate()
-    {
-        const credentials& c = *opts.auth;
-        detail::sasl_credentials sc;
-        sc.username = c.username;
-        sc.password = c.password;
-        sc.host = opts.host;
-        sc.port = opts.port;
-        if (c.token_provider)
-            sc.bearer_token = c.token_provider(false);
-        std::vector<auth_mechanism> allowed;
-        if (c.mechanism)
-            allowed.push_back(*c.mechanism);
-        else
-            allowed.assign(std::begin(detail::all_auth_mechanisms),
-                           std::end(detail::all_auth_mechanisms));
-        const bool protected_channel = tls || c.allow_plaintext;
-        auto mech = detail::choose_mechanism(caps.auth, sc, protected_channel, allowed);
-        if (!mech) {
-            // Say so plainly when the only thing missing is TLS.
-            if (!protected_channel && detail::choose_mechanism(caps.auth, sc, true, allowed))
-                co_return fail("AUTH", make_error_code(error::plaintext_auth_refused),
-                               "credentials would be sent without TLS");
-            co_return fail("AUTH", mech.error(), "no usable mechanism among the server's");
-        }
-        const bool oauth = *mech == auth_mechanism::xoauth2 || *mech == auth_mechanism::oauthbearer;
-        for (int attempt = 0;; ++attempt) {
-            error_code ec = co_await auth_exchange_once(*mech, sc);
-            // One retry with a refreshed token when the server refused the token
-            // (RFC 7628 §3.2.2: the client may try again with a new token).
-            if (ec && oauth && attempt == 0 && ec.category() == reply_category() &&
-                ec.value() / 100 == 5 && c.token_provider) {
-                sc.bearer_token = c.token_provider(true);
-                if (!sc.bearer_token.empty())
-                    continue;
-            }
-            if (ec)
-                co_return ec;
-            auth_used = *mech;
-            co_return error_code{};
-        }
-    }
-
-    awaitable<error_code> auth_exchange_once(auth_mechanism mech,
-                                             const detail::sasl_credentials& sc)
-    {
-        std::string out;
-        auto ex = detail::auth_exchange::start(mech, sc, out);
-        if (!ex)
-            co_return fail("AUTH", ex.error());
-        bool response_line = false;
-        for (;;) {
-            log_client_lines(out, response_line);
-            if (auto ec = co_await write(out, opts.timeouts.command, error::command_timeout))
-                co_return fail("AUTH", ec);
-            reply r;
-            if (auto ec = co_await read_reply(r, opts.timeouts.command, error::command_timeout))
-                co_return fail("AUTH", ec);
-            out.clear();
-            error_code ec;
-            const auto step = ex->on_reply(r, out, ec);
-            if (step == detail::auth_exchange::step::done) {
-                if (ec)
-                    co_return fail("AUTH " + std::string(to_string(mech)), ec,
-                                   ec.category() == reply_category() ? r.to_string()
-                                                                     : ec.message());
-                co_return error_code{};
-            }
-            response_line = ex->awaiting_response_line();
-        }
+        rpos = rend = 0;
+        co_return error_code{};
     }
 
     awaitable<error_code> connect_steps()
     {
         if (opts.port == 0)
             opts.port = opts.tls.mode == tls_mode::implicit ? 465 : 587;
-        prefix = "smtp[" + opts.host + "#" + std::to_string(++connection_counter) + "]";
+        slog.prefix = "smtp[" + opts.host + "#" + std::to_string(++connection_counter) + "]";
         parser = detail::reply_parser{};
         rpos = rend = 0;
-        caps = capabilities{};
-        auth_used.reset();
-        tls = false;
+        session = {};
         diag.clear();
         if (opts.tls.mode != tls_mode::none) {
             // Certificate files are read before connecting, so a wrong path fails at once.
@@ -471,101 +323,28 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         log(log_level::debug,
             "connected to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
 
-        if (opts.tls.mode == tls_mode::implicit)
-            if (auto ec = co_await handshake())
-                co_return ec;
-        reply r;
-        if (auto ec = co_await read_reply(r, opts.timeouts.greeting, error::greeting_timeout))
-            co_return fail("greeting", ec);
-        if (r.code != 220)
-            co_return fail_reply("greeting", r);
-        if (auto ec = co_await hello())
-            co_return ec;
-        if (!tls &&
-            (opts.tls.mode == tls_mode::required || opts.tls.mode == tls_mode::opportunistic))
-            if (auto ec = co_await starttls())
-                co_return ec;
-        if (opts.auth)
-            if (auto ec = co_await authenticate())
-                co_return ec;
-        co_return error_code{};
+        detail::connect_algo algo(opts, session, diag, slog);
+        const detail::action x = co_await drive(algo);
+        co_return x.ec;
     }
 
     // ---- the send queue ---------------------------------------------------------------------
 
-    // Checks what can be checked before anything is written, and formats MAIL, RCPT (and DATA)
-    // into `out`. Nothing is appended on an error.
-    error_code envelope_commands(op& o, std::string& out)
-    {
-        const mime::message& m = *o.msg;
-        const envelope& env = m.envelope();
-        if (env.recipients.empty())
-            return make_error_code(error::no_recipients);
-        if (caps.size && *caps.size > 0 && m.size() > *caps.size)
-            return make_error_code(error::size_exceeded);
-        if (env.smtputf8 && !caps.smtputf8)
-            return make_error_code(error::smtputf8_unavailable);
-        if (env.eight_bit && !caps.eight_bit_mime)
-            return make_error_code(error::eight_bit_unavailable);
-        detail::mail_parameters mp;
-        if (caps.size)
-            mp.size = m.size();
-        if (env.eight_bit)
-            mp.body = detail::body_type::eight_bit_mime;
-        mp.smtputf8 = env.smtputf8;
-        detail::rcpt_parameters rp;
-        if (caps.dsn) {
-            // RFC 3461: only where the server offers DSN; elsewhere the requests are dropped
-            // rather than failing the message.
-            const dsn_options& d = o.options.dsn;
-            using rc = dsn_options::return_content;
-            mp.ret = d.ret == rc::full      ? detail::dsn_ret::full
-                     : d.ret == rc::headers ? detail::dsn_ret::headers
-                                            : detail::dsn_ret::unspecified;
-            mp.envid = d.envid;
-            auto n = detail::dsn_notify::unspecified;
-            if (d.notify_never)
-                n = detail::dsn_notify::never;
-            if (d.notify_success)
-                n = n | detail::dsn_notify::success;
-            if (d.notify_failure)
-                n = n | detail::dsn_notify::failure;
-            if (d.notify_delay)
-                n = n | detail::dsn_notify::delay;
-            rp.notify = n;
-        }
-        // Formatted straight into the write buffer; taken back out on an error.
-        const std::size_t old_size = out.size();
-        auto undo = [&](error_code ec) {
-            out.resize(old_size);
-            return ec;
-        };
-        if (auto ec = detail::format_mail_from(out, env.from, mp))
-            return undo(ec);
-        for (const address& a : env.recipients) {
-            if (caps.dsn && o.options.dsn.original_recipient && !a.needs_smtputf8())
-                rp.orcpt = a.str();
-            if (auto ec = detail::format_rcpt_to(out, a, rp))
-                return undo(ec);
-        }
-        if (!use_bdat())
-            detail::format_data(out);
-        return {};
-    }
-
-    bool use_bdat() const { return opts.chunking && caps.chunking; }
-    bool use_pipelining() const { return opts.pipelining && caps.pipelining; }
+    bool use_bdat() const { return opts.chunking && session.caps.chunking; }
+    bool use_pipelining() const { return opts.pipelining && session.caps.pipelining; }
 
     // Puts the next queued send's envelope into `out`, to ride behind a final dot.
-    void pipeline_next(std::string& out)
+    bool pipeline_next(std::string& out)
     {
         if (!use_pipelining() || queue.size() < 2)
-            return;
+            return false;
         op& next = *queue[1];
         if (next.k != op::kind::send || next.envelope_sent || next.cancelled)
-            return;
-        if (!envelope_commands(next, out))
-            next.envelope_sent = true;
+            return false;
+        if (detail::format_envelope(*next.msg, next.options, session.caps, use_bdat(), out))
+            return false;
+        next.envelope_sent = true;
+        return true;
     }
 
     void complete(const std::shared_ptr<op>& o, error_code ec)
@@ -573,6 +352,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         if (o->done)
             return; // close() or a cancellation got there first
         o->done = true;
+        o->algo = nullptr;
         if (!queue.empty() && queue.front() == o)
             queue.pop_front();
         else
@@ -630,19 +410,25 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         default: detail::format_quit(line), name = "QUIT"; break;
         }
         reply r;
-        error_code ec = co_await command(line, r, opts.timeouts.command, error::command_timeout);
+        slog.client_lines(line);
+        error_code ec = co_await write(line, opts.timeouts.command, error::command_timeout);
+        if (!ec) {
+            ec = co_await read_reply(r, opts.timeouts.command, error::command_timeout);
+            if (!ec)
+                slog.server_reply(r);
+        }
         if (o->k == op::kind::quit) {
             // A server that closes at once instead of answering QUIT has done what was asked.
             if (ec == error::connection_lost)
                 ec = {};
             else if (!ec && r.code != 221)
-                ec = fail_reply(name, r);
+                ec = fail(name, make_error_code(r), r.to_string());
             close_socket();
         } else if (ec) {
             fail(name, ec);
             broken(ec.message());
         } else if (r.code != 250) {
-            ec = fail_reply(name, r);
+            ec = fail(name, make_error_code(r), r.to_string());
             if (r.code == 421)
                 broken("421 from the server");
         }
@@ -653,255 +439,24 @@ struct client::impl final : std::enable_shared_from_this<impl>,
 
     awaitable<void> run_send(std::shared_ptr<op> o)
     {
-        delivery_report& rep = o->report;
-        const mime::message& m = *o->msg;
-        rep.message_id = m.message_id();
-        rep.recipients.clear();
-        for (const address& a : m.envelope().recipients)
-            rep.recipients.push_back({a, {}});
-
-        auto finish = [&](error_code ec, std::string_view step, std::string detail = {}) {
-            if (ec) {
-                rep.diag.field = std::string(step);
-                rep.diag.detail = detail.empty() ? ec.message() : std::move(detail);
-            }
-            if (o->cancelled && rep.outcome != outcome::unknown)
-                ec = asio::error::operation_aborted;
-            complete(o, ec);
-        };
-        // An I/O failure before the final dot: nothing was delivered, the connection is gone.
-        auto lost = [&](error_code ec, std::string_view step) {
-            broken(ec.message());
-            finish(ec, step);
-        };
-
-        if (o->cancelled) {
-            // Cancelled while its envelope rode behind the previous message: its replies are
-            // on the way, so the session can't be resynchronised. Start afresh.
-            broken("operation cancelled");
-            finish(asio::error::operation_aborted, "queued");
-            co_return;
-        }
-        const bool pipe = use_pipelining();
-        const bool bdat = use_bdat();
-        std::string& out = wbuf;
-        out.clear();
-        if (!o->envelope_sent) {
-            if (auto ec = envelope_commands(*o, out)) {
-                finish(ec, "envelope");
-                co_return;
-            }
-        }
-
-        // MAIL, RCPT, DATA: in one flight where the server pipelines (RFC 2920 §3.1), every
-        // reply read and checked in order; else one at a time.
-        reply mail_r, data_r;
-        bool data_sent = false;
-        if (pipe) {
-            if (!o->envelope_sent) {
-                log_client_lines(out);
-                if (auto ec = co_await write(out, opts.timeouts.mail, error::mail_timeout))
-                    co_return lost(ec, "MAIL FROM");
-            }
-            // A 421 closes the connection at once (RFC 5321 §3.8), so the replies to the rest
-            // of the flight never come: the 421, not the lost connection, is the answer.
-            auto lost_after = [&](error_code ec, std::string_view step) {
-                const reply* closing = mail_r.code == 421 ? &mail_r : nullptr;
-                for (const auto& rs : rep.recipients)
-                    if (!closing && rs.response.code == 421)
-                        closing = &rs.response;
-                if (!closing)
-                    return lost(ec, step);
-                broken("421 from the server");
-                rep.refusal = *closing;
-                finish(make_error_code(*closing), closing == &mail_r ? "MAIL FROM" : "RCPT TO",
-                       closing->to_string());
-            };
-            if (auto ec = co_await read_reply(mail_r, opts.timeouts.mail, error::mail_timeout))
-                co_return lost(ec, "MAIL FROM");
-            for (auto& rs : rep.recipients)
-                if (auto ec =
-                        co_await read_reply(rs.response, opts.timeouts.rcpt, error::rcpt_timeout))
-                    co_return lost_after(ec, "RCPT TO");
-            if (!bdat) {
-                data_sent = true;
-                if (auto ec = co_await read_reply(data_r, opts.timeouts.data, error::data_timeout))
-                    co_return lost_after(ec, "DATA");
-            }
-        } else {
-            // Lock-step: split the formatted envelope back into its lines.
-            std::vector<std::string> lines;
-            for (std::size_t pos = 0; pos < out.size();) {
-                const std::size_t e = out.find("\r\n", pos) + 2;
-                lines.emplace_back(out, pos, e - pos);
-                pos = e;
-            }
-            if (auto ec =
-                    co_await command(lines[0], mail_r, opts.timeouts.mail, error::mail_timeout))
-                co_return lost(ec, "MAIL FROM");
-            if (mail_r.code / 100 == 2) {
-                for (std::size_t i = 0; i < rep.recipients.size(); ++i)
-                    if (auto ec = co_await command(lines[1 + i], rep.recipients[i].response,
-                                                   opts.timeouts.rcpt, error::rcpt_timeout))
-                        co_return lost(ec, "RCPT TO");
-                if (!bdat && rep.accepted_count() > 0) {
-                    data_sent = true;
-                    if (auto ec = co_await command(lines.back(), data_r, opts.timeouts.data,
-                                                   error::data_timeout))
-                        co_return lost(ec, "DATA");
-                }
-            }
-        }
-        const auto verdict =
-            detail::judge_envelope(mail_r, rep.recipients, data_sent ? &data_r : nullptr);
-        using verdict_kind = detail::envelope_verdict::kind;
-        if (verdict.k == verdict_kind::out_of_step) {
-            broken("replies out of step with the commands");
-            finish(make_error_code(error::protocol_error), "envelope",
-                   "a reply that does not answer its command: the replies are out of step");
-            co_return;
-        }
-        if (verdict.k == verdict_kind::closing) {
-            broken("421 from the server");
-            rep.refusal = *verdict.cause;
-            finish(make_error_code(*verdict.cause), verdict.step, verdict.cause->to_string());
-            co_return;
-        }
-
-        // Nothing to deliver: say why, and leave the session clean for the next message.
-        if (verdict.k == verdict_kind::refused) {
-            const error_code ec = make_error_code(*verdict.cause);
-            const std::string step = verdict.step, text = verdict.cause->to_string();
-            if (verdict.end_empty_data) {
-                // The server wants a message although none may be sent: end it empty
-                // (RFC 2920 §3.1), then RSET.
-                reply dot_r;
-                const std::string_view dot = ".\r\n";
-                log_client_lines(dot);
-                if (auto e2 = co_await command(dot, dot_r, opts.timeouts.data_end,
-                                               error::data_end_timeout))
-                    co_return lost(e2, "DATA");
-            }
-            if (verdict.rset) {
-                std::string line;
-                detail::format_rset(line);
-                reply rr;
-                if (auto e2 =
-                        co_await command(line, rr, opts.timeouts.command, error::command_timeout)) {
-                    broken(e2.message());
-                } else if (rr.code != 250) {
-                    broken("RSET refused");
-                }
-            }
-            rep.outcome = outcome::failed;
-            rep.refusal = *verdict.cause;
-            finish(ec, step, text);
-            co_return;
-        }
-
-        // The message data. From here on a lost connection may have delivered it.
-        mime::message::reader reader = m.open();
-        detail::dot_stuffer stuffer(bdat ? detail::dot_stuffer::dot_stuffing::off
-                                         : detail::dot_stuffer::dot_stuffing::on);
-        out.clear();
-        std::size_t bdat_commands = 0;
-        std::string pending; // BDAT: the canonical form of the chunk not yet sent
-        error_code ec;
-        for (std::string_view chunk = reader.next(ec);; chunk = reader.next(ec)) {
-            if (ec) {
-                // The message can't be read (file attachment gone): nothing final was sent,
-                // but the session is mid-DATA; drop it.
-                broken("message unreadable");
-                finish(ec, "reading the message");
-                co_return;
-            }
-            bool last = chunk.empty();
-            if (bdat) {
-                // Chunks are gathered up to a write block per BDAT; the last one carries LAST
-                // (RFC 3030 §2), so no empty "BDAT 0 LAST" is needed.
-                if (!last) {
-                    if (auto e2 = stuffer.feed(chunk, pending)) {
-                        broken(e2.message());
-                        finish(e2, "message data");
-                        co_return;
-                    }
-                    last = reader.remaining() == 0;
-                }
-                if (last || pending.size() >= write_block) {
-                    if (last)
-                        stuffer.finish(pending);
-                    detail::format_bdat(out, pending.size(), last);
-                    out += pending;
-                    pending.clear();
-                    ++bdat_commands;
-                }
-            } else if (!last) {
-                if (auto e2 = stuffer.feed(chunk, out)) {
-                    broken(e2.message());
-                    finish(e2, "message data");
-                    co_return;
-                }
-            } else {
-                stuffer.finish(out);
-            }
-            if (last)
-                break;
-            if (out.size() >= write_block) {
-                if (auto e2 =
-                        co_await write(out, opts.timeouts.data_block, error::data_block_timeout)) {
-                    co_return lost(e2, "message data");
-                }
-                out.clear();
-            }
-        }
-        if (opts.log.enabled(log_level::trace))
-            log(log_level::trace, "C: [message data, " + std::to_string(m.size()) + " octets]");
-        const std::size_t before_next = out.size();
-        pipeline_next(out);
-        if (out.size() > before_next)
-            log_client_lines(std::string_view(out).substr(before_next));
-
-        auto unknown = [&](error_code cause, std::string_view step) {
-            broken(cause.message());
-            rep.outcome = outcome::unknown;
-            finish(make_error_code(error::delivery_status_unknown), step,
-                   "after the end of the message data: " + cause.message());
-        };
-        if (auto e2 = co_await write(out, opts.timeouts.data_block, error::data_block_timeout))
-            co_return unknown(e2, "message data");
-        out.clear();
-
-        // One reply per BDAT (RFC 3030 §2), or the reply to the final dot.
-        reply final_r;
-        const std::size_t replies = bdat ? bdat_commands : 1;
-        bool refused = false;
-        for (std::size_t i = 0; i < replies; ++i) {
-            reply r;
-            if (auto e2 = co_await read_reply(r, opts.timeouts.data_end, error::data_end_timeout))
-                co_return unknown(e2, "final reply");
-            if (!refused && (r.code / 100 != 2 || i + 1 == replies)) {
-                final_r = r;
-                refused = r.code / 100 != 2;
-            }
-        }
-        rep.final_reply = final_r;
-        if (final_r.code == 421)
-            broken("421 from the server");
-        if (final_r.code / 100 != 2) {
-            rep.outcome = outcome::failed;
-            rep.refusal = final_r;
-            finish(make_error_code(final_r), "final reply", final_r.to_string());
-            co_return;
-        }
-        rep.queue_id = find_queue_id(final_r);
-        rep.outcome =
-            rep.accepted_count() == rep.recipients.size() ? outcome::delivered : outcome::partial;
-        finish({}, "");
-        // With no command outstanding, the server has nothing to say: bytes waiting now are
-        // replies nobody asked for, which could be mistaken for the next transaction's.
-        const bool next_pipelined = !queue.empty() && queue.front()->envelope_sent;
-        if (!next_pipelined && (rpos < rend || !parser.idle()))
-            broken("unsolicited data from the server");
+        detail::send_algo algo({.msg = *o->msg,
+                                .options = o->options,
+                                .session = session,
+                                .pipelining = opts.pipelining,
+                                .chunking = opts.chunking,
+                                .envelope_sent = o->envelope_sent,
+                                .log = slog,
+                                .out = wbuf,
+                                .next_envelope = &next_envelope},
+                               o->report);
+        if (o->cancelled)
+            algo.cancel();
+        o->algo = &algo;
+        const detail::action x = co_await drive(algo);
+        o->algo = nullptr;
+        if (!x.close.empty())
+            broken(x.close);
+        complete(o, x.ec);
     }
 
     void start_pump()
@@ -912,7 +467,9 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         asio::co_spawn(ex, pump(shared_from_this()), asio::detached);
     }
 
-    // Connects a handler's cancellation slot to its queued operation.
+    // Connects a handler's cancellation slot to its queued operation. A queued operation has
+    // done nothing yet: any type of cancellation takes it out. Once its bytes are on the wire
+    // only terminal cancellation acts, by closing the connection.
     template <class Handler> void watch_cancellation(Handler& h, const std::shared_ptr<op>& o)
     {
         auto slot = asio::get_associated_cancellation_slot(h);
@@ -920,22 +477,28 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             return;
         std::weak_ptr<impl> wi = weak_from_this();
         std::weak_ptr<op> wo = o;
-        slot.assign([wi, wo](asio::cancellation_type) {
+        slot.assign([wi, wo](asio::cancellation_type type) {
             auto i = wi.lock();
             auto op_ = wo.lock();
             if (!i || !op_ || op_->cancelled || op_->done)
                 return;
+            const bool in_flight = op_->started || op_->envelope_sent;
+            if (in_flight &&
+                (type & asio::cancellation_type::terminal) == asio::cancellation_type::none)
+                return; // partial or total: the send can't be undone once begun
             op_->cancelled = true;
-            if (op_->envelope_sent && !op_->started)
-                return; // run_send() sees the flag when its turn comes
-            if (!op_->started) {
+            if (!in_flight) {
                 // Not written yet: just take it out of the queue.
                 if (op_->k == op::kind::send)
                     op_->report.diag = {"queued", "cancelled before it started"};
                 i->complete(op_, asio::error::operation_aborted);
-            } else {
+            } else if (op_->started) {
+                if (op_->algo)
+                    op_->algo->cancel();
                 i->broken("operation cancelled");
             }
+            // Else its envelope rode behind the previous message: its send sees the flag when
+            // its turn comes, and closes the connection.
         });
     }
 };
@@ -975,15 +538,15 @@ bool client::is_open() const noexcept
 }
 bool client::is_secure() const noexcept
 {
-    return impl_ && impl_->tls;
+    return impl_ && impl_->session.tls;
 }
 const capabilities& client::server_capabilities() const noexcept
 {
-    return impl_->caps;
+    return impl_->session.caps;
 }
 std::optional<auth_mechanism> client::authenticated_with() const noexcept
 {
-    return impl_->auth_used;
+    return impl_->session.auth_used;
 }
 const diagnostics& client::last_diagnostics() const noexcept
 {
