@@ -66,14 +66,29 @@ public:
     /// The pool's options.
     const pool_options& options() const noexcept;
 
-    /// Waits for a connection, first come first served. Handler: void(error_code, connection).
+    /// Waits for a connection, first come first served: an idle one (after a NOOP if it sat
+    /// idle past pool_options::probe_after_idle), a new one when fewer than max_connections are
+    /// open or opening, or a place behind another send on a pipelining one.
     ///
-    /// Errors: error::checkout_timeout (pool_options::checkout_timeout), error::pool_closed
-    /// (draining or closed), operation_aborted, and a failed connect's own error when no
-    /// connection can be made: the server's refusal, a TLS or authentication failure (every
-    /// waiter gets a permanent one at once; a transient one goes to the oldest waiter while
-    /// no connection is open, the others wait for the next attempt).
-    /// Cancellation: terminal, partial and total; a cancelled wait takes nothing.
+    /// Handler: void(error_code, connection). On success the connection is lent to the caller
+    /// until it is dropped or released; on error it is empty.
+    ///
+    /// Errors: error::checkout_timeout (none within pool_options::checkout_timeout),
+    /// error::pool_closed (draining or closed), operation_aborted (cancelled, or the pool
+    /// closed while waiting), and a failed connect's own error when no connection can be made:
+    /// the server's refusal, a TLS or authentication failure. One that would fail the same way
+    /// again (`ec == condition::permanent` or `condition::invalid_input`: a 5xx refusal, no
+    /// usable AUTH mechanism, ...) goes to every waiter at once; any other goes to the oldest
+    /// waiter while no connection is open, and the others wait for the next attempt.
+    ///
+    /// Cancellation: while the checkout waits, terminal, partial and total cancellation are all
+    /// honoured: the handler gets operation_aborted and an empty connection, and the wait leaves
+    /// nothing behind (no lease, no place in the queue; a connect started for it may serve the
+    /// next waiter). Once the handler has a connection, cancellation changes nothing. Emit the
+    /// signal where Asio allows (on the handler's executor); the pool acts on it on its own.
+    ///
+    /// Thread safety: may be called from any thread. The handler runs on its associated
+    /// executor (the pool's when it has none), never inside this call.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, connection))
                   Token = asio::deferred_t>
     auto async_acquire(Token&& token = {})
