@@ -80,6 +80,7 @@ public:
         case error::invalid_mailer_options: return "invalid mailer options";
         case error::unknown_provider: return "no provider by that name";
         case error::no_route: return "no provider for the sender's domain";
+        case error::tls_configuration_invalid: return "TLS certificate files can't be loaded";
         }
         return "unknown mailroom error";
     }
@@ -129,7 +130,9 @@ public:
         case error::size_exceeded:
         case error::smtputf8_unavailable:
         case error::eight_bit_unavailable:
-        case error::already_connected: return make_error_condition(condition::permanent);
+        case error::already_connected:
+        // A certificate file that can't be loaded fails every connection the same way.
+        case error::tls_configuration_invalid: return make_error_condition(condition::permanent);
         // A request larger than a bucket's burst fails the same way every time, like a message
         // over the server's SIZE; a wait that would be too long may fit later.
         case error::cost_exceeds_burst: return make_error_condition(condition::permanent);

@@ -108,6 +108,11 @@ enum class error {
     invalid_mailer_options, ///< no providers, two with one name, a default that isn't there, ...
     unknown_provider,       ///< a send names a provider the mailer doesn't have
     no_route,               ///< no provider for the sender's domain, and no default
+
+    // Configuration (appended, so earlier values keep their numbers).
+    /// The TLS set-up can't load what tls_options names (CA file or directory, client
+    /// certificate or key): permanent, a reconnect would fail the same way.
+    tls_configuration_invalid,
 };
 
 /// The category of `mailroom::error`, named "mailroom". One instance, comparable across

@@ -171,6 +171,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
     pool::connection conn; // during a transaction
     unsigned failures = 0;
     bool cancelled = false;
+    bool in_transaction = false; // an SMTP transaction is under way
     asio::cancellation_signal cancel; // emitted on the strand; reaches the step under way
     std::unique_ptr<asio::steady_timer> timer;
 
@@ -235,12 +236,14 @@ struct send_op : std::enable_shared_from_this<send_op> {
 
     void transact(pool::connection c)
     {
+        in_transaction = true;
         step_start = clock::now();
         conn = std::move(c);
         conn.async_send(
             m, smtp_options,
             on_strand([op = shared_from_this()](error_code ec, smtp::delivery_report dr) {
                 op->rep.time.smtp += clock::now() - op->step_start;
+                op->in_transaction = false;
                 op->conn.release();
                 op->transacted(ec, std::move(dr));
             }));
@@ -259,7 +262,8 @@ struct send_op : std::enable_shared_from_this<send_op> {
 
     void decide(error_code ec, bool reached_server)
     {
-        if (cancelled && ec != error::delivery_status_unknown)
+        // A send that ended before the cancellation could stop it keeps its result.
+        if (cancelled && ec && ec != error::delivery_status_unknown)
             ec = asio::error::operation_aborted;
         if (!may_retry(ec, reached_server ? &rep.delivery : nullptr, ro.retry_unknown))
             return finish(ec);
@@ -304,8 +308,10 @@ struct send_op : std::enable_shared_from_this<send_op> {
         post_completion(self->ex, std::move(handler), ec, std::move(rep));
     }
 
-    // Terminal cancellation from the caller: stop at the next step, and cancel the one under
-    // way (a limiter or pool wait takes nothing; an SMTP transaction closes its connection).
+    // Cancellation from the caller: stop at the next step, and cancel the one under way. A
+    // limiter or pool wait or a backoff takes any type (nothing was sent); an SMTP transaction
+    // only terminal cancellation, which closes its connection: what was sent can't be taken
+    // back, so partial and total let it run to its end.
     void start_watching()
     {
         auto slot = asio::get_associated_cancellation_slot(handler);
@@ -315,6 +321,9 @@ struct send_op : std::enable_shared_from_this<send_op> {
         slot.assign([weak](asio::cancellation_type t) {
             if (auto op = weak.lock())
                 asio::dispatch(op->p.strand, [op, t] {
+                    if (op->in_transaction &&
+                        (t & asio::cancellation_type::terminal) == asio::cancellation_type::none)
+                        return;
                     op->cancelled = true;
                     op->cancel.emit(t);
                 });

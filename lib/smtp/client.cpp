@@ -248,7 +248,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             ssl_ctx->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
         if (ec) {
             ssl_ctx.reset();
-            return fail("TLS set-up", make_error_code(error::tls_handshake_failed),
+            return fail("TLS set-up", make_error_code(error::tls_configuration_invalid),
                         "loading certificates: " + ec.message());
         }
         ssl_ctx->set_verify_mode(t.verify ? asio::ssl::verify_peer : asio::ssl::verify_none);

@@ -597,6 +597,72 @@ TEST_SUITE("smtp.fake")
         CHECK_FALSE(c.is_open());
     }
 
+    TEST_CASE("partial and total cancellation: a queued send leaves, a running one goes on")
+    {
+        for (auto type : {asio::cancellation_type::partial, asio::cancellation_type::total}) {
+            CAPTURE(static_cast<int>(type));
+            asio::io_context io;
+            script s;
+            s.greet({"PIPELINING"})
+                .expect("MAIL")
+                .expect("RCPT")
+                .expect("DATA")
+                .delay(300ms) // the signals arrive while the first send waits here
+                .reply(envelope_ok)
+                .data()
+                .reply("250 ok")
+                .hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            asio::cancellation_signal first, second;
+            std::vector<std::pair<int, error_code>> done;
+            std::optional<smtp::delivery_report> first_report;
+            c.async_send(message(), asio::bind_cancellation_slot(
+                                        first.slot(), [&](error_code ec, smtp::delivery_report r) {
+                                            done.emplace_back(1, ec);
+                                            first_report = std::move(r);
+                                        }));
+            c.async_send(message(), asio::bind_cancellation_slot(
+                                        second.slot(), [&](error_code ec, smtp::delivery_report) {
+                                            done.emplace_back(2, ec);
+                                        }));
+            test::settle(io); // the first send has begun; the second is only queued
+            first.emit(type);
+            second.emit(type);
+            test::settle(io);
+            REQUIRE(done.size() >= 1);
+            CHECK(done[0] == std::pair{2, error_code(asio::error::operation_aborted)});
+            for (int i = 0; i < 100 && done.size() < 2; ++i)
+                test::settle(io);
+            REQUIRE(done.size() == 2);
+            CHECK(done[1] == std::pair{1, error_code{}});
+            REQUIRE(first_report);
+            CHECK(first_report->outcome == smtp::outcome::delivered);
+            CHECK(c.is_open());
+        }
+    }
+
+    TEST_CASE("a CA file that can't be loaded: permanent, and nothing is connected")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"STARTTLS"});
+        fake_server srv(io, s);
+        const std::string bad = std::string(MAILROOM_SOURCE_DIR) + "/README.md";
+        for (auto mode : {smtp::tls_mode::required, smtp::tls_mode::implicit}) {
+            auto o = options(srv, mode);
+            o.tls.ca_file = bad;
+            smtp::client c(io.get_executor(), o);
+            const error_code ec = connect(io, c);
+            CHECK(ec == error::tls_configuration_invalid);
+            CHECK(ec == condition::permanent);
+            CHECK_FALSE(ec == condition::transient);
+            CHECK(c.last_diagnostics().field == "TLS set-up");
+        }
+        CHECK(srv.received().empty());
+    }
+
     TEST_CASE("SIZE, SMTPUTF8 and 8BITMIME needs are checked before anything is sent")
     {
         asio::io_context io;

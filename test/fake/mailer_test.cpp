@@ -617,6 +617,43 @@ TEST_SUITE("pool")
         }
     }
 
+    TEST_CASE("mailer: partial or total cancellation lets a transaction under way finish")
+    {
+        for (auto type : {asio::cancellation_type::partial, asio::cancellation_type::total,
+                          asio::cancellation_type::terminal}) {
+            CAPTURE(static_cast<int>(type));
+            asio::io_context io;
+            // The final reply is slow: the signal arrives while the transaction waits for it.
+            fake_listener srv(io, [](std::size_t) {
+                return sink({.faults = {{.message = 0, .command = ".", .delay = 300ms}}});
+            });
+            mailer m(io.get_executor(), one_provider(srv));
+            asio::cancellation_signal sig;
+            std::optional<std::pair<error_code, send_report>> out;
+            const auto msg = message();
+            m.async_send(
+                msg, asio::bind_cancellation_slot(sig.slot(), [&](error_code ec, send_report r) {
+                    out.emplace(ec, std::move(r));
+                }));
+            test::run_until(io, [&] { return srv.accepted() == 1; });
+            test::settle(io, 150ms);
+            REQUIRE_FALSE(out.has_value());
+            sig.emit(type);
+            test::run_until(io, [&] { return out.has_value(); });
+            if (type == asio::cancellation_type::terminal) {
+                // The final dot was written: the message may have arrived.
+                CHECK(out->first == error::delivery_status_unknown);
+                CHECK(out->second.delivery.outcome == smtp::outcome::unknown);
+            } else {
+                CHECK_FALSE(out->first);
+                CHECK(out->second.delivery.outcome == smtp::outcome::delivered);
+                CHECK(out->second.attempts == 1);
+            }
+            test::settle(io);
+            CHECK(srv.data_count(msg.message_id()) == 1);
+        }
+    }
+
     // Regression (fixed in 6851bd4): a server that answers a pipelined MAIL with 421 closes
     // at once (RFC 5321 §3.8), so the RCPT reply never comes; the client reported the lost
     // connection and dropped the 421, so the limiter never heard the slow-down.

@@ -81,10 +81,13 @@ public:
     /// error::unknown_provider, error::pool_closed (after async_shutdown() or close()). When
     /// retry_options::deadline or max_attempts stops the retries, the code is the last
     /// attempt's and the report's diagnostics say so.
-    /// Cancellation: any type, acted on as terminal cancellation. A send that hasn't reached
-    /// the server takes nothing (its rate-limiter tokens are given back) and sends nothing; one
-    /// in progress closes its connection. It completes with operation_aborted, or
-    /// error::delivery_status_unknown (outcome `unknown`) when the final dot was written.
+    /// Cancellation: while the send waits (rate limiter, pool checkout, retry backoff), any
+    /// type: it takes nothing (its rate-limiter tokens are given back), sends nothing, and
+    /// completes with operation_aborted. Once an SMTP transaction is under way, only terminal
+    /// cancellation, which closes its connection: operation_aborted, or
+    /// error::delivery_status_unknown (outcome `unknown`) when the final dot was written;
+    /// partial and total cancellation then let the transaction end as it will, with no retry
+    /// after it. A send that completed before the cancellation reached it keeps its result.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, send_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})

@@ -37,14 +37,16 @@ namespace asio = boost::asio;
 /// reused; queued sends not yet past their final dot then fail with error::connection_lost and
 /// may be retried.
 ///
-/// Cancellation, through the handler's cancellation slot: async_connect honours terminal
-/// cancellation (the connection is closed; operation_aborted). Sends, NOOP, RSET and QUIT act
-/// on a signal of any type as terminal cancellation: one still queued is removed and completes
-/// with operation_aborted, nothing sent (a send whose envelope already went out behind the
-/// previous message closes the connection when its turn comes); one in progress closes the
-/// connection and completes with operation_aborted, or, for a send whose final dot was already
-/// written, error::delivery_status_unknown and an `unknown` outcome; the sends queued behind
-/// it then fail with error::connection_lost.
+/// Cancellation, through the handler's cancellation slot, by the operation's state:
+/// - async_connect honours terminal cancellation: the connection is closed, operation_aborted.
+/// - A send, NOOP, RSET or QUIT still queued, nothing of it written, honours any type
+///   (terminal, partial, total): it is removed and completes with operation_aborted.
+/// - Once its bytes are on the wire (it is running, or its envelope went out behind the
+///   previous message) only terminal cancellation acts, by closing the connection: it completes
+///   with operation_aborted, or, for a send whose final dot was already written,
+///   error::delivery_status_unknown and an `unknown` outcome; the sends queued behind it then
+///   fail with error::connection_lost. Partial and total cancellation are ignored then: what
+///   was sent can't be taken back, so the operation runs to its end.
 ///
 /// Thread safety: not thread-safe. Call a client only from the thread or strand that runs its
 /// executor (give it a strand on a multi-threaded io_context): its own I/O runs there.
@@ -77,8 +79,9 @@ public:
     /// Errors: error::already_connected (open, connecting, or operations still queued); the
     /// phase's timeout (error::connect_timeout, error::tls_handshake_timeout,
     /// error::greeting_timeout, error::command_timeout); error::starttls_unavailable,
-    /// error::starttls_injection, error::tls_handshake_failed (also: certificate files that
-    /// can't be loaded), error::certificate_rejected; error::plaintext_auth_refused,
+    /// error::starttls_injection, error::tls_handshake_failed, error::certificate_rejected;
+    /// error::tls_configuration_invalid (certificate files that can't be loaded: permanent,
+    /// found before anything is connected); error::plaintext_auth_refused,
     /// error::auth_mechanism_unavailable, error::invalid_credentials,
     /// error::saslprep_unsupported, the SASL errors, and AUTH refusals (reply_category 535,
     /// 454, ...); reply_category for a refused greeting, EHLO or HELO;
@@ -114,7 +117,7 @@ public:
     /// (error::protocol_error, ...); the message can't be read (error::file_unreadable,
     /// error::file_changed) or has a line over 998 octets (error::line_too_long): the
     /// connection is then closed; operation_aborted. The report's `diag` says which step.
-    /// Cancellation: any type, as terminal cancellation (see the class).
+    /// Cancellation: any type while queued; only terminal once begun (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
                   Token = asio::deferred_t>
     auto async_send(mime::message m, Token&& token = {})
@@ -140,7 +143,7 @@ public:
     /// Errors: error::not_connected (completes at once); reply_category for a reply other than
     /// 250 (a 421 closes the connection); error::command_timeout, error::connection_lost or a
     /// malformed reply, which close the connection; operation_aborted.
-    /// Cancellation: any type, as terminal cancellation (see the class).
+    /// Cancellation: any type while queued; only terminal once begun (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_noop(Token&& token = {})
     {
@@ -159,7 +162,7 @@ public:
     /// Errors: error::not_connected (completes at once); reply_category for a reply other than
     /// 221; error::command_timeout or a malformed reply; operation_aborted. A server that
     /// closes the connection instead of answering is not an error.
-    /// Cancellation: any type, as terminal cancellation (see the class).
+    /// Cancellation: any type while queued; only terminal once begun (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
     auto async_quit(Token&& token = {})
     {
