@@ -267,15 +267,6 @@ void limiter::close() noexcept
         impl_->close();
 }
 
-signal limiter::on_reply(const smtp::reply& r)
-{
-    std::lock_guard lock(impl_->mutex);
-    const auto now = detail::limiter_impl::now();
-    const signal s = impl_->core.on_reply(r, now);
-    if (s != signal::none)
-        impl_->pump(now);
-    return s;
-}
 void limiter::on_signal(signal s)
 {
     std::lock_guard lock(impl_->mutex);

@@ -260,13 +260,6 @@ ticket_state rate_limiter::state(ticket t) const
     return ticket_state::unknown;
 }
 
-signal rate_limiter::on_reply(const smtp::reply& r, time_point now)
-{
-    const signal s = classify(r);
-    on_signal(s, now);
-    return s;
-}
-
 void rate_limiter::on_signal(signal s, time_point now)
 {
     advance(now);

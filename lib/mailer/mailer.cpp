@@ -6,6 +6,7 @@
 #include <mailroom/limit/limiter.hpp>
 #include <mailroom/mailer/mailer.hpp>
 #include <mailroom/pool/pool.hpp>
+#include <mailroom/smtp/rate_signal.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
 #include "detail/completion.hpp"
@@ -171,7 +172,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
     pool::connection conn; // during a transaction
     unsigned failures = 0;
     bool cancelled = false;
-    bool in_transaction = false; // an SMTP transaction is under way
+    bool in_transaction = false;      // an SMTP transaction is under way
     asio::cancellation_signal cancel; // emitted on the strand; reaches the step under way
     std::unique_ptr<asio::steady_timer> timer;
 
@@ -251,9 +252,12 @@ struct send_op : std::enable_shared_from_this<send_op> {
 
     void transacted(error_code ec, smtp::delivery_report dr)
     {
+        // The limiter sees a verdict, not the reply (limit knows nothing of SMTP); a reply that
+        // says nothing of our rate leaves it alone.
         if (p.limiter)
             if (auto rp = reply_for_limiter(dr))
-                p.limiter->on_reply(*rp);
+                if (const limit::signal s = smtp::rate_signal(*rp); s != limit::signal::none)
+                    p.limiter->on_signal(s);
         mailer_impl::count_reply(p, dr, ec);
         permit.release();
         rep.delivery = std::move(dr);

@@ -17,10 +17,6 @@
 #include <cstdint>
 #include <memory>
 
-namespace mailroom::smtp {
-struct reply;
-}
-
 namespace mailroom::limit {
 
 namespace asio = boost::asio;
@@ -32,7 +28,7 @@ namespace asio = boost::asio;
 ///     limit::limiter lim(ex, {.buckets = {{.rate = 14, .burst = 20}}});
 ///     auto p = co_await lim.async_acquire(1);   // take before MAIL FROM
 ///     auto [ec, report] = co_await conn.async_send(m, asio::as_tuple(asio::deferred));
-///     lim.on_reply(...);                         // a "slow down" reply cuts the rate
+///     lim.on_signal(smtp::rate_signal(...));     // a "slow down" reply cuts the rate
 ///     // p released when it goes out of scope
 ///
 /// The limiter only decides when to go: it reads the steady clock when something happens and
@@ -91,11 +87,9 @@ public:
     /// The cost of a message with `recipients` envelope recipients (options().charge_by).
     std::uint64_t cost_for(std::size_t recipients) const noexcept;
 
-    /// Feeds a server reply to the adaptive rate (limit::classify): a "slow down" cuts the rate
-    /// and the concurrency cap, a "quota exhausted" pauses the provider. Returns the signal.
-    signal on_reply(const smtp::reply& r);
-    /// Applies a signal directly, as on_reply() does after classifying the reply (see
-    /// rate_limiter::on_signal).
+    /// Feeds the provider's answer to the adaptive rate (the transport classifies it: for SMTP
+    /// replies, smtp::rate_signal): a "slow down" cuts the rate and the concurrency cap, a
+    /// "quota exhausted" pauses the provider (see rate_limiter::on_signal).
     void on_signal(signal s);
     /// Ends a quota pause now.
     void resume();

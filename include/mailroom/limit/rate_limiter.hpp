@@ -17,10 +17,6 @@
 #include <unordered_map>
 #include <vector>
 
-namespace mailroom::smtp {
-struct reply;
-}
-
 namespace mailroom::limit {
 
 /// One acquisition, from enqueue() until it is released or cancelled. Numbers increase in
@@ -50,9 +46,9 @@ enum class ticket_state {
 /// After anything that may let the head through sooner (cancel, release, resume, a recovery
 /// step), call poll() again, then next_wakeup().
 ///
-/// Replies feed on_reply(): "slow down" cuts the rates (and the concurrency cap) and they
-/// recover step by step; "quota exhausted" pauses the provider. Each provider has its own
-/// limiter: nothing here is shared, so one provider's backlog never delays another's.
+/// The provider's answers feed on_signal(): "slow down" cuts the rates (and the concurrency
+/// cap) and they recover step by step; "quota exhausted" pauses the provider. Each provider has
+/// its own limiter: nothing here is shared, so one provider's backlog never delays another's.
 ///
 /// Every operation takes `now` (see clock.hpp) and first brings the state up to it, so the
 /// same calls at the same times give the same results. Thread safety: a value type; not safe
@@ -109,9 +105,6 @@ public:
 
     /// Where `t` is now: waiting, granted, or unknown (never issued, released or cancelled).
     MAILROOM_API ticket_state state(ticket t) const;
-
-    /// Classifies `r` (limit::classify) and applies the signal at `now`; returns it.
-    MAILROOM_API signal on_reply(const smtp::reply& r, time_point now);
 
     /// Applies a signal at `now`.
     /// - slow_down: with adaptive.enabled, the rate becomes rate × cut_to/1000 (not below the

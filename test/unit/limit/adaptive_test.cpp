@@ -1,5 +1,4 @@
 #include <mailroom/limit/rate_limiter.hpp>
-#include <mailroom/smtp/reply.hpp>
 
 #include "helpers.hpp"
 
@@ -23,15 +22,6 @@ namespace {
 using mailroom::limit::test::make;
 using mailroom::limit::test::push;
 using mailroom::limit::test::t0;
-
-mailroom::smtp::reply reply(int code, std::string line)
-{
-    mailroom::smtp::reply r;
-    r.code = code;
-    r.status = mailroom::smtp::enhanced_status::parse_prefix(line);
-    r.lines = {std::move(line)};
-    return r;
-}
 
 } // namespace
 
@@ -184,16 +174,17 @@ TEST_SUITE("limit.adaptive")
         CHECK(s.max_in_flight == 4);
     }
 
-    TEST_CASE("on_reply classifies and applies")
+    TEST_CASE("each signal applies: none, slow_down, quota_exhausted")
     {
+        // What SES's replies give (smtp::rate_signal, tested in smtp.rate_signal): a queued
+        // message none, "Maximum sending rate exceeded" slow_down, "Daily message quota
+        // exceeded" quota_exhausted.
         auto l = make({.buckets = {{.rate = 14}}});
-        CHECK(l.on_reply(reply(250, "2.0.0 Ok: queued as 4Zx1"), t0) == signal::none);
+        l.on_signal(signal::none, t0);
         CHECK(l.rate_permille() == 1000);
-        CHECK(l.on_reply(reply(454, "Throttling failure: Maximum sending rate exceeded."), t0) ==
-              signal::slow_down);
+        l.on_signal(signal::slow_down, t0);
         CHECK(l.rate_permille() == 500);
-        CHECK(l.on_reply(reply(454, "Throttling failure: Daily message quota exceeded."), t0) ==
-              signal::quota_exhausted);
+        l.on_signal(signal::quota_exhausted, t0);
         CHECK(l.paused_until().has_value());
     }
 

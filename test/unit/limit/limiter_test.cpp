@@ -2,7 +2,6 @@
 // manual clock); these check the wiring: FIFO completion, cancellation, permits, close.
 
 #include <mailroom/limit/limiter.hpp>
-#include <mailroom/smtp/reply.hpp>
 
 #include "../../common/run_coro.hpp"
 
@@ -152,14 +151,11 @@ TEST_CASE("limiter: impossible costs and close are errors, not hangs")
     held.p.release();
 }
 
-TEST_CASE("limiter: a slow-down reply cuts the rate; bad options throw")
+TEST_CASE("limiter: a slow-down signal cuts the rate; bad options throw")
 {
     asio::io_context io;
     limiter l(io.get_executor(), {.buckets = {{.rate = 10}}});
-    mailroom::smtp::reply r;
-    r.code = 454;
-    r.lines = {"Throttling failure: Maximum sending rate exceeded."};
-    CHECK(l.on_reply(r) == mailroom::limit::signal::slow_down);
+    l.on_signal(mailroom::limit::signal::slow_down);
     CHECK(l.snapshot().rate_permille == 500);
     CHECK_THROWS_AS(limiter(io.get_executor(), {.buckets = {{.rate = 0}}}),
                     boost::system::system_error);

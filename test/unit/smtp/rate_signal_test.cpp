@@ -1,4 +1,5 @@
 #include <mailroom/limit/signal.hpp>
+#include <mailroom/smtp/rate_signal.hpp>
 #include <mailroom/smtp/reply.hpp>
 
 #include <doctest/doctest.h>
@@ -7,9 +8,9 @@
 #include <string_view>
 #include <vector>
 
-using mailroom::limit::classify;
 using mailroom::limit::signal;
 using mailroom::smtp::enhanced_status;
+using mailroom::smtp::rate_signal;
 using mailroom::smtp::reply;
 
 namespace {
@@ -43,13 +44,13 @@ void check_all(std::initializer_list<sample> samples, signal expected)
     for (const sample& s : samples) {
         CAPTURE(s.code);
         CAPTURE(s.text);
-        CHECK(classify(make(s.code, s.text)) == expected);
+        CHECK(rate_signal(make(s.code, s.text)) == expected);
     }
 }
 
 } // namespace
 
-TEST_SUITE("limit.classify")
+TEST_SUITE("smtp.rate_signal")
 {
     TEST_CASE("daily quotas and sending quotas")
     {
@@ -169,15 +170,15 @@ TEST_SUITE("limit.classify")
     TEST_CASE("odd replies")
     {
         reply empty;
-        CHECK(classify(empty) == signal::none); // code 0, no lines
+        CHECK(rate_signal(empty) == signal::none); // code 0, no lines
         reply no_lines;
         no_lines.code = 421;
-        CHECK(classify(no_lines) == signal::slow_down);
+        CHECK(rate_signal(no_lines) == signal::slow_down);
         // A status whose class disagrees with the code is not kept by the parser; the text is
         // still read.
         auto r = make(421, "5.4.5 text");
         CHECK_FALSE(r.status.has_value());
-        CHECK(classify(r) == signal::slow_down);
+        CHECK(rate_signal(r) == signal::slow_down);
         CHECK(std::string(mailroom::limit::to_string(signal::none)) == "none");
         CHECK(std::string(mailroom::limit::to_string(signal::slow_down)) == "slow_down");
         CHECK(std::string(mailroom::limit::to_string(signal::quota_exhausted)) ==
