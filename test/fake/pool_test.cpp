@@ -724,6 +724,40 @@ TEST_SUITE("pool")
         CHECK(watch.expired());
     }
 
+    // Whether a refusal answers every waiter is error.cpp's classification (a 5xx reply is
+    // condition::permanent), not a rule of the pool's own; and no waiter left, no reconnect.
+    TEST_CASE("a refusal for good fails every waiting checkout at once, and nothing reconnects")
+    {
+        asio::io_context io;
+        fake_listener srv(
+            io, [](std::size_t) { return script().reply("554 5.3.2 no service").close(); });
+        pool::pool p(io.get_executor(), server_options(srv),
+                     {.max_connections = 2, .reconnect = {.initial = 1ms, .max = 1ms}});
+        constexpr int n = 3;
+        std::vector<std::optional<error_code>> codes(n);
+        for (int i = 0; i < n; ++i)
+            p.async_acquire([&, i](error_code ec, pool::connection c) {
+                CHECK_FALSE(c);
+                codes[i] = ec;
+            });
+        test::run_until(io, [&] {
+            return std::all_of(codes.begin(), codes.end(), [](auto& c) { return c.has_value(); }) &&
+                   p.snapshot().connecting == 0;
+        });
+        for (int i = 0; i < n; ++i) {
+            CAPTURE(i);
+            CHECK(*codes[i] == condition::permanent);
+            CHECK(codes[i]->value() == 554);
+        }
+        test::settle(io);           // many backoff periods: nobody asks, so nobody connects
+        CHECK(srv.accepted() == 2); // the two opened for the three waiters, no more
+        const auto s = p.snapshot();
+        CHECK(s.connect_failures == 2);
+        CHECK(s.waiters == 0);
+        CHECK(s.connects == 0);
+        CHECK(p.last_connect_error().first == condition::permanent);
+    }
+
 #if !defined(NDEBUG) && !defined(__SANITIZE_THREAD__)
     // pool_options::single_threaded promises one thread: debug builds stop a pool whose work
     // moves to a second thread (here the io_context is run by one thread, then by another).
