@@ -58,7 +58,8 @@ enum class pool_timer {
 enum class action_kind {
     lend,          ///< complete `handler` with `conn` (a checkout succeeded)
     fail,          ///< complete `handler` with `ec` and no connection
-    open,          ///< make a connection and start connecting; answer with connecting(conn)
+    open,          ///< make a connection, hand it over with connecting() before the next
+                   ///< event, start connecting; answer with connect_done() or connect_failed()
     probe,         ///< NOOP on `conn`; answer with probe_done()
     retire,        ///< QUIT on `conn` if `quit` (answer with quit_done()), then close it
     discard,       ///< `conn` broke while lent and was given back: forget it
