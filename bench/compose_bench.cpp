@@ -12,7 +12,7 @@
 
 #include <mailroom/mime/message_builder.hpp>
 
-#include "mime/encoding.hpp" // private: detail::base64_lines_append (linked from the objects)
+#include "detail/base64.hpp" // private: detail::base64_lines_append (linked from the objects)
 
 #include <chrono>
 #include <cstdint>
@@ -165,13 +165,13 @@ void bench_base64(double seconds)
 {
     const std::string in = payload(10u << 20);
     std::string out;
-    out.reserve(mime::detail::base64_lines_size(in.size()));
+    out.reserve(mailroom::detail::base64_lines_size(in.size()));
     const timing t = run_for(seconds, [&] {
         out.clear();
-        mime::detail::base64_lines_append(out, in);
+        mailroom::detail::base64_lines_append(out, in);
         sink = sink + static_cast<unsigned char>(out[out.size() / 2]);
     });
-    if (out.size() != mime::detail::base64_lines_size(in.size()))
+    if (out.size() != mailroom::detail::base64_lines_size(in.size()))
         die("base64 output size mismatch");
     const double gib = static_cast<double>(in.size()) / (1u << 30);
     std::printf("mailroom base64 gib_per_s=%.3f out_gib_per_s=%.3f\n", t.per_second() * gib,

@@ -7,7 +7,7 @@
 
 #include <mailroom/address.hpp>
 
-#include "mime/encoding.hpp"
+#include "detail/utf8.hpp"
 
 #include <arpa/inet.h>
 #include <idn2.h>
@@ -21,7 +21,7 @@ namespace mailroom {
 
 namespace {
 
-using mime::detail::is_valid_utf8;
+using detail::is_valid_utf8;
 
 constexpr std::size_t max_input = 4096; // a mailbox longer than this is not an address
 constexpr std::size_t max_comment_depth = 16;
@@ -88,7 +88,7 @@ const failure* lex(std::string_view s, std::vector<token>& out)
                                                   "unterminated domain literal"};
     static constexpr failure stray{error::invalid_address, "character not allowed here"};
 
-    if (mime::detail::has_control(s))
+    if (detail::has_control(s))
         return &ctl;
     if (!is_valid_utf8(s))
         return &bad_utf8;

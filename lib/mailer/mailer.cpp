@@ -13,12 +13,14 @@
 #include "mailer/retry.hpp"
 #include "mailer/routing.hpp"
 #include "pool/backoff.hpp"
-#include "smtp/asio.hpp"
 
+#include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/error.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <atomic>

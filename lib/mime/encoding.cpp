@@ -1,174 +1,20 @@
 #include "encoding.hpp"
 
+#include "detail/base64.hpp"
+#include "detail/utf8.hpp"
+
 #include <algorithm>
 #include <array>
 #include <cstring>
 
 namespace mailroom::mime::detail {
 
-// ---- UTF-8 ---------------------------------------------------------------------------------
-
-namespace {
-
-constexpr std::uint64_t high_bits = 0x8080808080808080ULL;
-constexpr std::uint64_t ones = 0x0101010101010101ULL;
-
-inline std::uint64_t load8(const unsigned char* p) noexcept
-{
-    std::uint64_t x;
-    std::memcpy(&x, p, 8);
-    return x;
-}
-
-// True when all eight octets are printable ASCII (0x20..0x7E): the common case of body text,
-// checked a word at a time.
-inline bool printable8(std::uint64_t x) noexcept
-{
-    const std::uint64_t below_space = (x - 0x20 * ones) & ~x & high_bits;
-    const std::uint64_t y = x ^ (0x7F * ones); // DEL becomes zero
-    const std::uint64_t del = (y - ones) & ~y & high_bits;
-    return ((x & high_bits) | below_space | del) == 0;
-}
-
-} // namespace
-
-bool is_valid_utf8(std::string_view s) noexcept
-{
-    const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-    const auto* end = p + s.size();
-    while (p < end) {
-        if (end - p >= 8 && (load8(p) & high_bits) == 0) {
-            p += 8;
-            continue;
-        }
-        unsigned char c = *p;
-        if (c < 0x80) {
-            ++p;
-            continue;
-        }
-        std::size_t n;
-        char32_t cp;
-        if (c >= 0xC2 && c <= 0xDF) {
-            n = 2;
-            cp = c & 0x1F;
-        } else if (c >= 0xE0 && c <= 0xEF) {
-            n = 3;
-            cp = c & 0x0F;
-        } else if (c >= 0xF0 && c <= 0xF4) {
-            n = 4;
-            cp = c & 0x07;
-        } else {
-            return false; // continuation byte as lead, overlong 2-byte lead, or > U+10FFFF
-        }
-        if (static_cast<std::size_t>(end - p) < n)
-            return false;
-        for (std::size_t i = 1; i < n; ++i) {
-            if ((p[i] & 0xC0) != 0x80)
-                return false;
-            cp = (cp << 6) | (p[i] & 0x3F);
-        }
-        if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return false;
-        p += n;
-    }
-    return true;
-}
-
-bool is_printable_ascii(std::string_view s) noexcept
-{
-    for (unsigned char c : s)
-        if (c < 0x20 || c > 0x7E)
-            return false;
-    return true;
-}
-
-bool has_control(std::string_view s) noexcept
-{
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        auto c = static_cast<unsigned char>(s[i]);
-        if (c < 0x20 || c == 0x7F)
-            return true;
-        // U+0080..U+009F are encoded as C2 80..C2 9F.
-        if (c == 0xC2 && i + 1 < s.size()) {
-            auto d = static_cast<unsigned char>(s[i + 1]);
-            if (d >= 0x80 && d <= 0x9F)
-                return true;
-        }
-    }
-    return false;
-}
-
-// ---- base64 ----------------------------------------------------------------------------------
-
-namespace {
-
-constexpr char b64_alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-// Two output characters for every 12-bit input value: one table load per two characters.
-struct pair_table {
-    std::array<std::array<char, 2>, 4096> v{};
-    constexpr pair_table()
-    {
-        for (unsigned i = 0; i < 4096; ++i)
-            v[i] = {b64_alphabet[i >> 6], b64_alphabet[i & 63]};
-    }
-};
-constexpr pair_table pairs;
-
-// Encodes whole 3-octet groups; returns the output position.
-inline char* encode_groups(char* o, const unsigned char* p, std::size_t groups) noexcept
-{
-    for (std::size_t g = 0; g < groups; ++g, p += 3, o += 4) {
-        const std::uint32_t x = (std::uint32_t{p[0]} << 16) | (std::uint32_t{p[1]} << 8) | p[2];
-        std::memcpy(o, pairs.v[x >> 12].data(), 2);
-        std::memcpy(o + 2, pairs.v[x & 0xFFF].data(), 2);
-    }
-    return o;
-}
-
-inline char* encode_tail(char* o, const unsigned char* p, std::size_t rest) noexcept
-{
-    if (rest == 0)
-        return o;
-    const std::uint32_t x =
-        (std::uint32_t{p[0]} << 16) | (rest == 2 ? std::uint32_t{p[1]} << 8 : 0);
-    o[0] = b64_alphabet[(x >> 18) & 63];
-    o[1] = b64_alphabet[(x >> 12) & 63];
-    o[2] = rest == 2 ? b64_alphabet[(x >> 6) & 63] : '=';
-    o[3] = '=';
-    return o + 4;
-}
-
-} // namespace
-
-void base64_append(std::string& out, std::string_view in)
-{
-    const std::size_t old = out.size();
-    out.resize(old + base64_size(in.size()));
-    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-    char* o = encode_groups(out.data() + old, p, in.size() / 3);
-    encode_tail(o, p + in.size() / 3 * 3, in.size() % 3);
-}
-
-void base64_lines_append(std::string& out, std::string_view in)
-{
-    const std::size_t old = out.size();
-    out.resize(old + base64_lines_size(in.size()));
-    const auto* p = reinterpret_cast<const unsigned char*>(in.data());
-    char* o = out.data() + old;
-    std::size_t left = in.size();
-    while (left > base64_line_input) {
-        o = encode_groups(o, p, base64_line_input / 3);
-        o[0] = '\r';
-        o[1] = '\n';
-        o += 2;
-        p += base64_line_input;
-        left -= base64_line_input;
-    }
-    o = encode_groups(o, p, left / 3);
-    encode_tail(o, p + left / 3 * 3, left % 3);
-}
+using mailroom::detail::base64_append;
+using mailroom::detail::base64_size;
+using mailroom::detail::is_valid_utf8;
+using mailroom::detail::load8;
+using mailroom::detail::printable8;
+using mailroom::detail::utf8_seq_len;
 
 // ---- text bodies ---------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-// Private: the byte-level encoders of the mime module. Pure functions, no I/O.
+// Private: the byte-level encoders of the mime module. Pure functions, no I/O. UTF-8 checks and
+// base64 are shared with the other modules: lib/core/detail/utf8.hpp and base64.hpp.
 #pragma once
 
 #include <cstddef>
@@ -8,50 +9,6 @@
 #include <string_view>
 
 namespace mailroom::mime::detail {
-
-// ---- UTF-8 ---------------------------------------------------------------------------------
-
-/// True when `s` is well-formed UTF-8 (no overlongs, surrogates or code points past U+10FFFF).
-bool is_valid_utf8(std::string_view s) noexcept;
-
-/// Length of the UTF-8 sequence starting with lead byte `c` (1 for ASCII and for stray bytes).
-inline std::size_t utf8_seq_len(unsigned char c) noexcept
-{
-    return c < 0xC0 ? 1 : c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-}
-
-/// True when every byte is printable ASCII or a space (0x20..0x7E).
-bool is_printable_ascii(std::string_view s) noexcept;
-
-/// True when `s` holds a C0 control, DEL, or (in UTF-8) a C1 control (U+0080..U+009F).
-bool has_control(std::string_view s) noexcept;
-
-// ---- base64 (RFC 2045 §6.8) ------------------------------------------------------------------
-
-/// Octets of input per 76-character base64 line.
-inline constexpr std::size_t base64_line_input = 57;
-
-/// Appends `in` as base64 without line breaks.
-void base64_append(std::string& out, std::string_view in);
-
-/// Size of base64_append's output for `n` input octets.
-inline constexpr std::uint64_t base64_size(std::uint64_t n) noexcept
-{
-    return (n + 2) / 3 * 4;
-}
-
-/// Appends `in` as base64 in 76-character lines joined by CRLF, without a CRLF after the last
-/// line. `in.size()` must be a multiple of 57 unless this is the last piece of the data: pieces
-/// encoded this way and joined by CRLF equal the encoding of the whole.
-void base64_lines_append(std::string& out, std::string_view in);
-
-/// Size of base64_lines_append's output for `n` input octets.
-inline constexpr std::uint64_t base64_lines_size(std::uint64_t n) noexcept
-{
-    const std::uint64_t chars = base64_size(n);
-    const std::uint64_t lines = (chars + 75) / 76;
-    return chars + (lines ? 2 * (lines - 1) : 0);
-}
 
 // ---- text bodies ---------------------------------------------------------------------------
 

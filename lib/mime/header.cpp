@@ -2,10 +2,14 @@
 
 #include "encoding.hpp"
 
+#include "detail/utf8.hpp"
+
 #include <algorithm>
 #include <vector>
 
 namespace mailroom::mime::detail {
+
+using mailroom::detail::is_printable_ascii;
 
 header_writer::header_writer(std::string& out, std::string_view name)
     : out_(out)

@@ -3,6 +3,8 @@
 #include "encoding.hpp"
 #include "message_data.hpp"
 
+#include "detail/base64.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -10,6 +12,10 @@
 #include <cerrno>
 
 namespace mailroom::mime {
+
+using mailroom::detail::base64_line_input;
+using mailroom::detail::base64_lines_append;
+using mailroom::detail::base64_lines_size;
 
 namespace detail {
 

@@ -7,6 +7,9 @@
 #include "message_data.hpp"
 #include "random.hpp"
 
+#include "detail/base64.hpp"
+#include "detail/utf8.hpp"
+
 #include <boost/system/system_error.hpp>
 
 #include <sys/stat.h>
@@ -17,6 +20,12 @@
 #include <ctime>
 
 namespace mailroom::mime {
+
+using mailroom::detail::base64_lines_append;
+using mailroom::detail::has_control;
+using mailroom::detail::is_printable_ascii;
+using mailroom::detail::is_valid_utf8;
+using mailroom::detail::utf8_seq_len;
 
 // ---- setters --------------------------------------------------------------------------------
 

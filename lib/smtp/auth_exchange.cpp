@@ -1,7 +1,7 @@
 // SMTP AUTH (RFC 4954 §4) around the SASL mechanisms.
 #include "smtp/auth_exchange.hpp"
 
-#include "smtp/base64.hpp"
+#include "detail/base64.hpp"
 #include "smtp/command.hpp"
 #include "smtp/crypto.hpp"
 
@@ -94,7 +94,7 @@ auth_exchange::step auth_exchange::on_reply(const reply& r, std::string& out, er
         pending_initial_.reset();
         return step::send;
     }
-    auto challenge = base64_decode(r.lines.front());
+    auto challenge = mailroom::detail::base64_decode(r.lines.front());
     if (!challenge)
         return cancel(error::sasl_bad_challenge, out);
     auto response = client_->respond(*challenge);

@@ -1,7 +1,7 @@
 // SMTP command lines, checked before they are written.
 #include "smtp/command.hpp"
 
-#include "mime/encoding.hpp"
+#include "detail/base64.hpp"
 #include "smtp/text.hpp"
 
 #include <arpa/inet.h>
@@ -252,7 +252,7 @@ bool is_sasl_mech(std::string_view s) noexcept
 std::size_t auth_line_size(std::string_view mechanism, std::size_t raw_size) noexcept
 {
     // "AUTH " mech " " (base64 or "=") CRLF
-    const std::size_t ir = raw_size ? mime::detail::base64_size(raw_size) : 1;
+    const std::size_t ir = raw_size ? mailroom::detail::base64_size(raw_size) : 1;
     return 5 + mechanism.size() + 1 + ir + 2;
 }
 
@@ -280,7 +280,7 @@ error_code format_auth(std::string& out, std::string_view mechanism,
         if (initial_response->empty())
             out += '=';
         else
-            mime::detail::base64_append(out, *initial_response);
+            mailroom::detail::base64_append(out, *initial_response);
     }
     out += crlf;
     return {};
@@ -288,7 +288,7 @@ error_code format_auth(std::string& out, std::string_view mechanism,
 
 void format_auth_response(std::string& out, std::string_view response)
 {
-    mime::detail::base64_append(out, response);
+    mailroom::detail::base64_append(out, response);
     out += crlf;
 }
 

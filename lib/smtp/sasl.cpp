@@ -2,8 +2,7 @@
 // (RFC 2195), SCRAM-SHA-256 (RFC 5802, RFC 7677), XOAUTH2 (Google), OAUTHBEARER (RFC 7628).
 #include "smtp/sasl.hpp"
 
-#include "mime/encoding.hpp"
-#include "smtp/base64.hpp"
+#include "detail/base64.hpp"
 #include "smtp/crypto.hpp"
 #include "smtp/text.hpp"
 
@@ -82,7 +81,7 @@ std::string saslname(std::string_view s)
 std::string base64(std::string_view raw)
 {
     std::string out;
-    mime::detail::base64_append(out, raw);
+    mailroom::detail::base64_append(out, raw);
     return out;
 }
 
@@ -282,7 +281,7 @@ private:
         // someone else's exchange.
         if (nonce.size() <= nonce_.size() || nonce.substr(0, nonce_.size()) != nonce_)
             return fail_with(error::sasl_bad_challenge);
-        auto salt = base64_decode((*attrs)[1].second);
+        auto salt = mailroom::detail::base64_decode((*attrs)[1].second);
         if (!salt || salt->empty())
             return fail_with(error::sasl_bad_challenge);
         const std::string_view iter_text = (*attrs)[2].second;
@@ -346,7 +345,7 @@ private:
         }
         if ((*attrs)[0].first != 'v')
             return fail_with(error::sasl_bad_challenge);
-        auto signature = base64_decode((*attrs)[0].second);
+        auto signature = mailroom::detail::base64_decode((*attrs)[0].second);
         if (!signature || signature->size() != server_key_.size())
             return fail_with(error::sasl_bad_challenge); // not a SHA-256 signature at all
         if (!constant_time_equal(*signature, server_key_))

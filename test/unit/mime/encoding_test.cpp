@@ -1,8 +1,17 @@
 #include "mime/encoding.hpp"
 
+#include "detail/base64.hpp"
+#include "detail/utf8.hpp"
+
 #include <doctest/doctest.h>
 
 using namespace mailroom::mime::detail;
+using mailroom::detail::base64_append;
+using mailroom::detail::base64_lines_append;
+using mailroom::detail::base64_lines_size;
+using mailroom::detail::base64_size;
+using mailroom::detail::has_control;
+using mailroom::detail::is_valid_utf8;
 
 TEST_CASE("base64 of RFC 4648 test vectors")
 {

@@ -1,7 +1,6 @@
 #include "smtp/auth_exchange.hpp"
-#include "smtp/base64.hpp"
 
-#include "mime/encoding.hpp"
+#include "detail/base64.hpp"
 
 #include <mailroom/smtp/reply_error.hpp>
 
@@ -28,7 +27,7 @@ reply r(int code, std::string text = {})
 std::string b64(std::string_view raw)
 {
     std::string out;
-    mailroom::mime::detail::base64_append(out, raw);
+    mailroom::detail::base64_append(out, raw);
     return out;
 }
 

@@ -1,7 +1,6 @@
-#include "smtp/base64.hpp"
 #include "smtp/sasl.hpp"
 
-#include "mime/encoding.hpp"
+#include "detail/base64.hpp"
 
 #include <doctest/doctest.h>
 
@@ -17,6 +16,7 @@ inline std::ostream& operator<<(std::ostream& os, auth_mechanism m)
 
 using mailroom::error;
 using mailroom::error_code;
+using mailroom::detail::base64_decode;
 using mailroom::smtp::auth_mechanism;
 using namespace mailroom::smtp::detail;
 
@@ -55,7 +55,7 @@ error respond_error(sasl_client& s, std::string_view challenge)
 std::string b64(std::string_view raw)
 {
     std::string out;
-    mailroom::mime::detail::base64_append(out, raw);
+    mailroom::detail::base64_append(out, raw);
     return out;
 }
 
