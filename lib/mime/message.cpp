@@ -32,8 +32,11 @@ void message_data::append_bytes(std::string_view s)
 
 void message_data::append_shared(std::shared_ptr<const std::string> s)
 {
-    // Small strings are merged with their neighbours: fewer, larger chunks for the transport.
-    constexpr std::size_t own_segment = 4096;
+    // Only a string shorter than a segment's own bookkeeping is copied (merged with its
+    // neighbours); any other is shared, so the messages a template builder makes share its
+    // prepared body whatever its size. The transport gathers chunks into blocks of its own,
+    // so only memory depends on this.
+    constexpr std::size_t own_segment = 256;
     if (s->size() < own_segment) {
         append_bytes(*s);
         return;

@@ -40,8 +40,9 @@ struct message_data {
 
     /// Appends literal bytes, merging with a preceding literal segment.
     void append_bytes(std::string_view s);
-    /// Appends literal bytes held elsewhere (a builder's prepared body, a message's bytes): a
-    /// large string becomes its own segment, not copied; a small one is merged like the above.
+    /// Appends literal bytes held elsewhere (a builder's prepared body, a message's bytes): the
+    /// string becomes its own segment, not copied, unless it is shorter than a segment costs
+    /// (256 octets), when it is merged like the above.
     void append_shared(std::shared_ptr<const std::string> s);
     void append_base64(std::shared_ptr<const std::string> data);
     void append_base64_file(std::filesystem::path p, std::uint64_t file_size);
