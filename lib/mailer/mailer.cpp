@@ -156,8 +156,6 @@ struct send_op : std::enable_shared_from_this<send_op> {
         , handler(std::move(h))
         , start(clock::now())
     {
-        rep.provider = p.name;
-        rep.delivery.message_id = m.message_id();
     }
 
     ~send_op() { p.sleeping.erase(this); }
@@ -169,7 +167,12 @@ struct send_op : std::enable_shared_from_this<send_op> {
     retry_options ro;
     send_handler handler;
     clock::time_point start, step_start;
-    send_report rep;
+    // What the report will say. A waiting send holds only its times and attempts: the delivery
+    // report is made when there is something to put in it (a transaction's report, a failure's
+    // diagnostics), the send_report when the send ends.
+    send_report::timings time{};
+    unsigned attempts = 0;
+    std::unique_ptr<smtp::delivery_report> delivery;
     limit::permit permit;
     pool::connection conn; // during a transaction
     unsigned failures = 0;
@@ -177,6 +180,15 @@ struct send_op : std::enable_shared_from_this<send_op> {
     bool in_transaction = false;      // an SMTP transaction is under way
     asio::cancellation_signal cancel; // emitted on the strand; reaches the step under way
     std::unique_ptr<asio::steady_timer> timer;
+
+    smtp::delivery_report& report()
+    {
+        if (!delivery) {
+            delivery = std::make_unique<smtp::delivery_report>();
+            delivery->message_id = m.message_id();
+        }
+        return *delivery;
+    }
 
     template <class F> auto on_strand(F f)
     {
@@ -188,7 +200,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
     {
         if (cancelled)
             return finish(asio::error::operation_aborted);
-        ++rep.attempts;
+        ++attempts;
         if (!p.limiter)
             return checkout();
         const auto cost = p.limiter->cost_for(m.envelope().recipients.size());
@@ -202,7 +214,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
         p.limiter->async_acquire(
             cost, on_strand([op = shared_from_this()](error_code ec, limit::permit pm) {
                 const auto waited = clock::now() - op->step_start;
-                op->rep.time.limiter += waited;
+                op->time.limiter += waited;
                 op->p.limiter_wait.record(waited);
                 if (ec)
                     return op->limiter_failed(ec);
@@ -213,7 +225,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
 
     void limiter_failed(error_code ec)
     {
-        rep.delivery.diag = {"rate limiter", ec.message()};
+        report().diag = {"rate limiter", ec.message()};
         finish(ec);
     }
 
@@ -225,16 +237,16 @@ struct send_op : std::enable_shared_from_this<send_op> {
         if (auto conn = p.pool.try_acquire())
             return transact(std::move(conn));
         step_start = clock::now();
-        p.pool.async_acquire(on_strand([op = shared_from_this()](error_code ec,
-                                                                 pool::connection conn) {
-            op->rep.time.checkout += clock::now() - op->step_start;
-            if (!ec)
-                return op->transact(std::move(conn));
-            op->permit.cancel(); // nothing reached the server
-            auto [cec, cdiag] = op->p.pool.last_connect_error();
-            op->rep.delivery.diag = {"connection", cec == ec ? cdiag.to_string() : ec.message()};
-            op->decide(ec, false);
-        }));
+        p.pool.async_acquire(
+            on_strand([op = shared_from_this()](error_code ec, pool::connection conn) {
+                op->time.checkout += clock::now() - op->step_start;
+                if (!ec)
+                    return op->transact(std::move(conn));
+                op->permit.cancel(); // nothing reached the server
+                auto [cec, cdiag] = op->p.pool.last_connect_error();
+                op->report().diag = {"connection", cec == ec ? cdiag.to_string() : ec.message()};
+                op->decide(ec, false);
+            }));
     }
 
     void transact(pool::connection c)
@@ -245,7 +257,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
         conn.async_send(
             m, smtp_options,
             on_strand([op = shared_from_this()](error_code ec, smtp::delivery_report dr) {
-                op->rep.time.smtp += clock::now() - op->step_start;
+                op->time.smtp += clock::now() - op->step_start;
                 op->in_transaction = false;
                 op->conn.release();
                 op->transacted(ec, std::move(dr));
@@ -262,7 +274,10 @@ struct send_op : std::enable_shared_from_this<send_op> {
                     p.limiter->on_signal(s);
         mailer_impl::count_reply(p, dr, ec);
         permit.release();
-        rep.delivery = std::move(dr);
+        if (delivery)
+            *delivery = std::move(dr);
+        else
+            delivery = std::make_unique<smtp::delivery_report>(std::move(dr));
         decide(ec, true);
     }
 
@@ -271,10 +286,10 @@ struct send_op : std::enable_shared_from_this<send_op> {
         // A send that ended before the cancellation could stop it keeps its result.
         if (cancelled && ec && ec != error::delivery_status_unknown)
             ec = asio::error::operation_aborted;
-        if (!may_retry(ec, reached_server ? &rep.delivery : nullptr, ro.retry_unknown))
+        if (!may_retry(ec, reached_server ? delivery.get() : nullptr, ro.retry_unknown))
             return finish(ec);
-        if (rep.attempts >= ro.max_attempts) {
-            rep.delivery.diag.detail += " (no attempts left)";
+        if (attempts >= ro.max_attempts) {
+            report().diag.detail += " (no attempts left)";
             return finish(ec);
         }
         ++failures;
@@ -282,13 +297,13 @@ struct send_op : std::enable_shared_from_this<send_op> {
         const double unit = std::uniform_real_distribution<double>(0.0, 1.0)(p.rng);
         const auto delay = pool::detail::backoff_delay(bo, failures, unit);
         if (clock::now() + delay - start > ro.deadline) {
-            rep.delivery.diag.detail += " (the retry deadline would pass)";
+            report().diag.detail += " (the retry deadline would pass)";
             return finish(ec);
         }
         if (self->log.enabled(log_level::info))
-            self->log(log_level::info, "mailer[" + p.name + "] " + rep.delivery.message_id +
-                                           " attempt " + std::to_string(rep.attempts) +
-                                           " failed: " + ec.message() + "; retrying");
+            self->log(log_level::info, "mailer[" + p.name + "] " + m.message_id() + " attempt " +
+                                           std::to_string(attempts) + " failed: " + ec.message() +
+                                           "; retrying");
         p.retries.fetch_add(1, relaxed);
         if (p.closed)
             return finish(asio::error::operation_aborted);
@@ -299,7 +314,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
         p.sleeping.insert(this);
         timer->async_wait(on_strand([op = shared_from_this(), ec](error_code wec) {
             op->p.sleeping.erase(op.get());
-            op->rep.time.backoff += clock::now() - op->step_start;
+            op->time.backoff += clock::now() - op->step_start;
             if (wec)
                 return op->finish(op->cancelled ? wec : ec);
             op->attempt();
@@ -308,6 +323,11 @@ struct send_op : std::enable_shared_from_this<send_op> {
 
     void finish(error_code ec)
     {
+        send_report rep;
+        rep.delivery = std::move(report());
+        rep.provider = p.name;
+        rep.attempts = attempts;
+        rep.time = time;
         rep.time.total = clock::now() - start;
         asio::get_associated_cancellation_slot(handler).clear();
         self->finished(p, ec, rep);
