@@ -9,6 +9,7 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
@@ -133,6 +134,57 @@ void draw_progress(const run_state& st, bool final)
         std::fputc('\n', stderr);
     std::fflush(stderr);
 }
+
+// The sends, at most `running` at a time: each report starts the next message. Plain completion
+// handlers rather than a coroutine per send: with --concurrency 10000 every waiting send would
+// also hold its coroutine's frame and co_spawn's state (about 1.8 KiB), where a handler holds
+// one pointer.
+struct sender {
+    mailer& m;
+    run_state& st;
+    const std::function<mime::message(std::uint64_t)>& make;
+    asio::steady_timer& ticker;
+    std::uint64_t running = 0;
+
+    void next()
+    {
+        if (st.next < st.count) {
+            const auto i = st.next++;
+            m.async_send(make(i), [this](error_code ec, send_report rep) {
+                record(ec, rep);
+                next();
+            });
+            return;
+        }
+        if (--running == 0) {
+            st.end = clock::now();
+            st.finished = true;
+            ticker.cancel();
+            m.async_shutdown([](error_code) {});
+        }
+    }
+
+    void record(error_code ec, const send_report& rep)
+    {
+        ++st.done;
+        st.latency.record(rep.time.total);
+        if (!ec && rep.delivery.outcome == smtp::outcome::delivered)
+            ++st.delivered;
+        else if (!ec && rep.delivery.outcome == smtp::outcome::partial)
+            ++st.partial;
+        else if (rep.delivery.outcome == smtp::outcome::unknown)
+            ++st.unknown;
+        else
+            ++st.failed;
+        if (ec) {
+            ++st.errors[ec.message()];
+            if (!st.first_error) {
+                st.first_error = ec;
+                st.first_detail = rep.delivery.diag.to_string();
+            }
+        }
+    }
+};
 
 } // namespace
 
@@ -272,46 +324,16 @@ int bulk_main(std::span<char*> argv)
         tmpl.text(filler(want - want / 77));
     }
 
-    std::uint64_t workers = std::min<std::uint64_t>(in_flight, st.count);
-    std::uint64_t running = workers;
     asio::steady_timer ticker(io);
+    sender run{m, st, make, ticker};
+    run.running = std::min<std::uint64_t>(in_flight, st.count);
     st.start = clock::now();
-    for (std::uint64_t w = 0; w < workers; ++w) {
-        asio::co_spawn(
-            io,
-            [&]() -> asio::awaitable<void> {
-                while (st.next < st.count) {
-                    const auto i = st.next++;
-                    mime::message msg = make(i);
-                    auto [ec, rep] =
-                        co_await m.async_send(std::move(msg), asio::as_tuple(asio::use_awaitable));
-                    ++st.done;
-                    st.latency.record(rep.time.total);
-                    if (!ec && rep.delivery.outcome == smtp::outcome::delivered)
-                        ++st.delivered;
-                    else if (!ec && rep.delivery.outcome == smtp::outcome::partial)
-                        ++st.partial;
-                    else if (rep.delivery.outcome == smtp::outcome::unknown)
-                        ++st.unknown;
-                    else
-                        ++st.failed;
-                    if (ec) {
-                        ++st.errors[ec.message()];
-                        if (!st.first_error) {
-                            st.first_error = ec;
-                            st.first_detail = rep.delivery.diag.to_string();
-                        }
-                    }
-                }
-                if (--running == 0) {
-                    st.end = clock::now();
-                    st.finished = true;
-                    ticker.cancel();
-                    co_await m.async_shutdown(asio::as_tuple(asio::use_awaitable));
-                }
-            },
-            asio::detached);
-    }
+    // Started from inside io.run(), as coroutines would be: each send's first step then runs
+    // at once, in order.
+    asio::post(io, [&run, workers = run.running] {
+        for (std::uint64_t w = 0; w < workers; ++w)
+            run.next();
+    });
     if (show) {
         asio::co_spawn(
             io,
