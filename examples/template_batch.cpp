@@ -30,14 +30,17 @@ using namespace mailroom;
 
 namespace {
 
-// The type of one deferred send, so that many can be kept in a vector.
-using send_op = decltype(std::declval<mailer&>().async_send(std::declval<mime::message>()));
+// The type of one deferred send, so that many can be kept in a vector. `asio::deferred`
+// explicitly: the group then hands back each send's error_code (the default token,
+// with_diagnostics, would make it an exception_ptr).
+using send_op =
+    decltype(std::declval<mailer&>().async_send(std::declval<mime::message>(), asio::deferred));
 
 asio::awaitable<int> send_batch(mailer* m, std::vector<mime::message> batch)
 {
     std::vector<send_op> sends;
     for (const auto& msg : batch)
-        sends.push_back(m->async_send(msg)); // deferred: nothing starts yet
+        sends.push_back(m->async_send(msg, asio::deferred)); // nothing starts yet
 
     auto [order, codes, reports] =
         co_await asio::experimental::make_parallel_group(std::move(sends))

@@ -42,10 +42,12 @@ asio::awaitable<ending> send_with_timeout(mailer* m, mime::message msg, millisec
     // completes once both have. Every mailroom operation supports terminal cancellation: a send
     // still waiting for a connection or a token sends nothing; one under way closes its
     // connection. (Asio 1.81 has no cancel_after; awaitable_operators' `||` does the same, but
-    // doesn't say how the losing operation ended.)
+    // doesn't say how the losing operation ended.) `asio::deferred` is passed explicitly: the
+    // group hands back each operation's error_code, where the default token would turn it into
+    // an exception_ptr (with_diagnostics).
     auto [order, send_ec, report, timer_ec] =
-        co_await asio::experimental::make_parallel_group(m->async_send(std::move(msg)),
-                                                         timer.async_wait(asio::deferred))
+        co_await asio::experimental::make_parallel_group(
+            m->async_send(std::move(msg), asio::deferred), timer.async_wait(asio::deferred))
             .async_wait(asio::experimental::wait_for_one(), asio::deferred);
 
     const auto ms = duration_cast<milliseconds>(steady_clock::now() - start).count();

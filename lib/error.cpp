@@ -1,4 +1,5 @@
 #include <mailroom/error.hpp>
+#include <mailroom/error_with_diagnostics.hpp>
 
 #include <boost/system/errc.hpp>
 
@@ -209,6 +210,14 @@ const boost::system::error_category& condition_category() noexcept
 {
     return condition_instance;
 }
+
+error_with_diagnostics::error_with_diagnostics(error_code ec, diagnostics d)
+    : boost::system::system_error(ec, d.to_string())
+    , diag_(std::move(d))
+{
+}
+
+error_with_diagnostics::~error_with_diagnostics() = default;
 
 std::string diagnostics::to_string() const
 {

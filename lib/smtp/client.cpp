@@ -553,6 +553,14 @@ const diagnostics& client::last_diagnostics() const noexcept
     return impl_->diag;
 }
 
+std::shared_ptr<const diagnostics>
+diagnostics_source(const std::shared_ptr<client::impl>& i) noexcept
+{
+    if (!i)
+        return nullptr;
+    return std::shared_ptr<const diagnostics>(i, &i->diag);
+}
+
 void client::close() noexcept
 {
     if (!impl_)

@@ -290,6 +290,60 @@ TEST_SUITE("smtp.fake")
         }
     }
 
+    TEST_CASE("the default token throws error_with_diagnostics: the step and the reply")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"PIPELINING"})
+            .expect("MAIL")
+            .expect("RCPT")
+            .expect("DATA")
+            .reply("550 sender refused\r\n503 no\r\n503 no")
+            .hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), options(srv));
+        // Caught as the system_error it derives from, so older handlers go on working.
+        auto caught = [&](auto op) {
+            return run_coro(io, [&]() -> asio::awaitable<std::pair<error_code, diagnostics>> {
+                try {
+                    co_await op();
+                } catch (const boost::system::system_error& e) {
+                    const auto* d = dynamic_cast<const error_with_diagnostics*>(&e);
+                    co_return std::pair{e.code(), d ? d->get_diagnostics() : diagnostics{}};
+                }
+                co_return std::pair{error_code{}, diagnostics{}};
+            }());
+        };
+        REQUIRE(caught([&]() -> asio::awaitable<void> { co_await c.async_connect(); }).first ==
+                error_code{});
+        auto [ec, d] = caught([&]() -> asio::awaitable<void> {
+            const smtp::delivery_report r = co_await c.async_send(message());
+            (void)r;
+        });
+        CHECK(ec == smtp::reply_code(550));
+        CHECK(d.field == "MAIL FROM");
+        CHECK(d.detail == "550 sender refused");
+
+        // A connect's diagnostics come from the client, as they stood at its completion.
+        asio::io_context io2;
+        script s2;
+        s2.reply("554 go away").hang();
+        fake_server srv2(io2, s2);
+        smtp::client c2(io2.get_executor(), options(srv2));
+        auto [ec2, d2] =
+            run_coro(io2, [&]() -> asio::awaitable<std::pair<error_code, diagnostics>> {
+                try {
+                    co_await c2.async_connect();
+                } catch (const error_with_diagnostics& e) {
+                    co_return std::pair{e.code(), e.get_diagnostics()};
+                }
+                co_return std::pair{error_code{}, diagnostics{}};
+            }());
+        CHECK(ec2 == smtp::reply_code(554));
+        CHECK(d2.field == "greeting");
+        CHECK(d2.detail == "554 go away");
+    }
+
     TEST_CASE("malformed and endless replies")
     {
         const std::pair<std::string, error> cases[] = {

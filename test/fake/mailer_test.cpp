@@ -200,6 +200,27 @@ TEST_SUITE("pool")
         }
     }
 
+    TEST_CASE("mailer: the default token throws error_with_diagnostics with the refusal")
+    {
+        asio::io_context io;
+        fake_listener srv(
+            io, first_connection(
+                    {{.message = 0, .command = "RCPT", .reply = "550 5.1.1 no such user"}}));
+        mailer m(io.get_executor(), one_provider(srv));
+        auto [ec, d] = run_coro(io, [&]() -> asio::awaitable<std::pair<error_code, diagnostics>> {
+            try {
+                const send_report r = co_await m.async_send(message());
+                (void)r;
+            } catch (const error_with_diagnostics& e) {
+                co_return std::pair{e.code(), e.get_diagnostics()};
+            }
+            co_return std::pair{error_code{}, diagnostics{}};
+        }());
+        CHECK(ec == smtp::reply_code(550));
+        CHECK(d.field == "RCPT TO");
+        CHECK(d.detail.find("550 5.1.1 no such user") != std::string::npos);
+    }
+
     TEST_CASE("mailer: a lost reply to the final dot is unknown, retried only with retry_unknown")
     {
         const std::vector<sink_options::fault> drop_after_dot = {

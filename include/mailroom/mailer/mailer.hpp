@@ -9,6 +9,7 @@
 #include <mailroom/mailer/mailer_snapshot.hpp>
 #include <mailroom/mailer/send_report.hpp>
 #include <mailroom/mime/message.hpp>
+#include <mailroom/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -89,7 +90,7 @@ public:
     /// partial and total cancellation then let the transaction end as it will, with no retry
     /// after it. A send that completed before the cancellation reached it keeps its result.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, send_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, Token&& token = {})
     {
         return async_send(std::move(m), send_request{}, std::forward<Token>(token));
@@ -97,7 +98,7 @@ public:
     /// As above, with per-call choices (send_request): a provider to use whatever the routing
     /// (error::unknown_provider when there is none by that name), DSN requests, retries.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, send_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, send_request r, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, send_report)>(

@@ -7,6 +7,7 @@
 #include <mailroom/mime/message.hpp>
 #include <mailroom/smtp/delivery_report.hpp>
 #include <mailroom/smtp/send_options.hpp>
+#include <mailroom/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/async_result.hpp>
@@ -55,7 +56,7 @@ public:
     /// there (error::not_connected for an empty connection, or one the pool has closed). The
     /// connection stays lent until released, whatever the outcome.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, smtp::delivery_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, Token&& token = {})
     {
         // The options are made here, not as a default argument: GCC 12 miscompiles a
@@ -64,7 +65,7 @@ public:
     }
     /// As above, with DSN requests (see smtp::client::async_send).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, smtp::delivery_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, smtp::send_options o, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, smtp::delivery_report)>(

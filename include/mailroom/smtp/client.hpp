@@ -8,6 +8,7 @@
 #include <mailroom/smtp/client_options.hpp>
 #include <mailroom/smtp/delivery_report.hpp>
 #include <mailroom/smtp/send_options.hpp>
+#include <mailroom/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -23,8 +24,11 @@ namespace asio = boost::asio;
 /// One SMTP submission connection (RFC 5321, RFC 6409) over TCP, with TLS (STARTTLS or
 /// implicit), SMTP AUTH, PIPELINING, CHUNKING, SIZE, 8BITMIME, SMTPUTF8 and DSN.
 ///
-/// Every operation takes any completion token and defaults to `asio::deferred`, so
-/// `co_await c.async_send(m)` works, and so do callbacks and `asio::use_future`. Handlers run
+/// Every operation takes any completion token and defaults to
+/// `with_diagnostics(asio::use_awaitable)` (default_token_t), so `co_await c.async_send(m)`
+/// works in an `asio::awaitable` coroutine and a failure throws error_with_diagnostics (a
+/// system_error with the step and the server's reply); other tokens (callbacks,
+/// `asio::deferred`, `asio::as_tuple`, `asio::use_future`) get the error_code. Handlers run
 /// on the token's associated executor (the client's by default), never inside the call.
 ///
 /// Sends may overlap: they are queued and run in order on the one connection; where the server
@@ -91,7 +95,7 @@ public:
     /// refused, ...); operation_aborted. On failure the connection is closed and
     /// last_diagnostics() says which step failed; the client may connect again.
     /// Cancellation: terminal (see the class).
-    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = default_token_t>
     auto async_connect(Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code)>(
@@ -119,7 +123,7 @@ public:
     /// connection is then closed; operation_aborted. The report's `diag` says which step.
     /// Cancellation: any type while queued; only terminal once begun (see the class).
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, Token&& token = {})
     {
         return async_send(std::move(m), send_options{}, std::forward<Token>(token));
@@ -128,7 +132,7 @@ public:
     /// Errors also: error::invalid_smtp_argument for an ENVID or NOTIFY combination that can't
     /// be sent.
     template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code, delivery_report))
-                  Token = asio::deferred_t>
+                  Token = default_token_t>
     auto async_send(mime::message m, send_options o, Token&& token = {})
     {
         return asio::async_initiate<Token, void(error_code, delivery_report)>(
@@ -144,14 +148,14 @@ public:
     /// 250 (a 421 closes the connection); error::command_timeout, error::connection_lost or a
     /// malformed reply, which close the connection; operation_aborted.
     /// Cancellation: any type while queued; only terminal once begun (see the class).
-    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = default_token_t>
     auto async_noop(Token&& token = {})
     {
         return simple(command::noop, std::forward<Token>(token));
     }
     /// RSET, queued behind any sends. Handler: void(error_code). Errors and cancellation as
     /// for async_noop.
-    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = default_token_t>
     auto async_reset(Token&& token = {})
     {
         return simple(command::rset, std::forward<Token>(token));
@@ -163,7 +167,7 @@ public:
     /// 221; error::command_timeout or a malformed reply; operation_aborted. A server that
     /// closes the connection instead of answering is not an error.
     /// Cancellation: any type while queued; only terminal once begun (see the class).
-    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = asio::deferred_t>
+    template <BOOST_ASIO_COMPLETION_TOKEN_FOR(void(error_code)) Token = default_token_t>
     auto async_quit(Token&& token = {})
     {
         return simple(command::quit, std::forward<Token>(token));
@@ -208,5 +212,10 @@ private:
 
     std::shared_ptr<impl> impl_;
 };
+
+/// For with_diagnostics: the diagnostics of a client's connect and commands, as they stand
+/// when the operation completes.
+MAILROOM_API std::shared_ptr<const diagnostics>
+diagnostics_source(const std::shared_ptr<client::impl>& i) noexcept;
 
 } // namespace mailroom::smtp
