@@ -3,6 +3,8 @@
 
 #include <boost/system/errc.hpp>
 
+#include <string_view>
+
 namespace mailroom {
 
 namespace {
@@ -182,6 +184,12 @@ public:
             default: return false;
             }
         }
+        // The resolver's "host not found" and "try again" (Asio's netdb category, matched by
+        // name: a program that compiles Asio itself has its own copy of the category). Both
+        // the pool and the mailer retry them, with backoff: DNS answers change, and a retry is
+        // bounded by the mailer's attempts and deadline.
+        if (std::string_view(ec.category().name()) == "asio.netdb")
+            return ec.value() == 1 /* HOST_NOT_FOUND */ || ec.value() == 2 /* TRY_AGAIN */;
         return false;
     }
     std::string message(int ev) const override

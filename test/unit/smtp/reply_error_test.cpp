@@ -1,6 +1,8 @@
 #include <mailroom/smtp/reply.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
+#include <boost/asio/error.hpp>
+
 #include <doctest/doctest.h>
 
 using mailroom::condition;
@@ -119,6 +121,12 @@ TEST_SUITE("smtp.reply_error")
             CHECK(ec.message() != "unknown mailroom error");
         }
         CHECK(error_code(error::auth_mechanism_unavailable) == condition::permanent);
+        CHECK(error_code(error::tls_configuration_invalid) == condition::permanent);
+        CHECK(error_code(error::tls_configuration_invalid) != condition::transient);
+        // The resolver's answers: one retry classifier for pool and mailer.
+        CHECK(error_code(boost::asio::error::host_not_found) == condition::transient);
+        CHECK(error_code(boost::asio::error::host_not_found_try_again) == condition::transient);
+        CHECK(error_code(boost::asio::error::no_data) != condition::transient);
         // A lost reply to the final dot is its own condition, never one that invites a retry.
         const error_code unknown = error::delivery_status_unknown;
         CHECK(unknown == condition::unknown);
