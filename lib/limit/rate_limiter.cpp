@@ -1,7 +1,7 @@
 // mailroom::limit::rate_limiter: FIFO grants across buckets, concurrency, adaptive rate, pauses.
 #include <mailroom/limit/rate_limiter.hpp>
 
-#include "limit/wide.hpp"
+#include "wide.hpp"
 
 #include <algorithm>
 #include <limits>

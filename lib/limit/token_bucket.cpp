@@ -1,7 +1,7 @@
 // mailroom::limit::token_bucket: exact refill arithmetic.
 #include <mailroom/limit/token_bucket.hpp>
 
-#include "limit/wide.hpp"
+#include "wide.hpp"
 
 #include <algorithm>
 #include <string>

@@ -9,10 +9,10 @@
 #include <mailroom/smtp/rate_signal.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
+#include "backoff.hpp" // pool's (lib/pool): the reconnect delay, used for retries too
 #include "detail/completion.hpp"
-#include "mailer/retry.hpp"
-#include "mailer/routing.hpp"
-#include "pool/backoff.hpp"
+#include "retry.hpp"
+#include "routing.hpp"
 
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>

@@ -1,4 +1,4 @@
-#include "mailer/retry.hpp"
+#include "retry.hpp"
 
 #include <boost/asio/error.hpp>
 

@@ -1,4 +1,4 @@
-#include "mailer/routing.hpp"
+#include "routing.hpp"
 
 #include <mailroom/address.hpp>
 
