@@ -1,4 +1,4 @@
-#include "pool/backoff.hpp"
+#include "backoff.hpp"
 
 #include <algorithm>
 

@@ -8,11 +8,18 @@
 
 #include "detail/completion.hpp"
 #include "detail/shutdown.hpp"
-#include "pool/pool_policy.hpp"
-#include "smtp/asio.hpp"
+#include "pool_policy.hpp"
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/system_executor.hpp>
+#include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <cstdio>

@@ -1,9 +1,9 @@
 // SMTP AUTH (RFC 4954 §4) around the SASL mechanisms.
-#include "smtp/auth_exchange.hpp"
+#include "auth_exchange.hpp"
 
+#include "command.hpp"
+#include "crypto.hpp"
 #include "detail/base64.hpp"
-#include "smtp/command.hpp"
-#include "smtp/crypto.hpp"
 
 #include <mailroom/smtp/reply_error.hpp>
 

@@ -2,7 +2,7 @@
 // sends what it is given and feeds back each reply.
 #pragma once
 
-#include "smtp/sasl.hpp"
+#include "sasl.hpp"
 
 #include <mailroom/smtp/reply.hpp>
 

@@ -2,7 +2,7 @@
 #include <mailroom/smtp/capabilities.hpp>
 #include <mailroom/smtp/reply.hpp>
 
-#include "smtp/text.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 

@@ -6,13 +6,13 @@
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
+#include "asio.hpp"
+#include "command.hpp"
+#include "connect_algo.hpp"
 #include "detail/completion.hpp"
 #include "detail/shutdown.hpp"
-#include "smtp/asio.hpp"
-#include "smtp/command.hpp"
-#include "smtp/connect_algo.hpp"
-#include "smtp/reply_parser.hpp"
-#include "smtp/send_algo.hpp"
+#include "reply_parser.hpp"
+#include "send_algo.hpp"
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>

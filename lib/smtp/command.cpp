@@ -1,8 +1,8 @@
 // SMTP command lines, checked before they are written.
-#include "smtp/command.hpp"
+#include "command.hpp"
 
 #include "detail/base64.hpp"
-#include "smtp/text.hpp"
+#include "text.hpp"
 
 #include <arpa/inet.h>
 

@@ -1,8 +1,8 @@
 // The session set-up as a resumable algo: each `BOOST_ASIO_CORO_YIELD return` hands the driver
 // one action; the driver resumes with its result. Locals that live across a yield are members.
 
-#include "smtp/connect_algo.hpp"
-#include "smtp/command.hpp"
+#include "connect_algo.hpp"
+#include "command.hpp"
 
 #include <mailroom/smtp/reply_error.hpp>
 

@@ -2,8 +2,8 @@
 // the greeting, EHLO (HELO where refused), STARTTLS and EHLO again, AUTH with one token refresh.
 #pragma once
 
-#include "smtp/auth_exchange.hpp"
-#include "smtp/session.hpp"
+#include "auth_exchange.hpp"
+#include "session.hpp"
 
 #include <mailroom/smtp/client_options.hpp>
 

@@ -1,5 +1,5 @@
 // OpenSSL 3 primitives for SASL.
-#include "smtp/crypto.hpp"
+#include "crypto.hpp"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>

@@ -1,5 +1,5 @@
 // RFC 5321 §4.5.2 transparency and §2.3.8 line ends, streaming.
-#include "smtp/dot_stuffer.hpp"
+#include "dot_stuffer.hpp"
 
 #include <cstring>
 

@@ -1,4 +1,4 @@
-#include "smtp/envelope_verdict.hpp"
+#include "envelope_verdict.hpp"
 
 namespace mailroom::smtp::detail {
 

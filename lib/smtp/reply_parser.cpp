@@ -1,5 +1,5 @@
 // RFC 5321 §4.2 reply parsing: strict, incremental, bounded.
-#include "smtp/reply_parser.hpp"
+#include "reply_parser.hpp"
 
 #include <cstring>
 #include <utility>

@@ -1,10 +1,10 @@
 // SASL client mechanisms: PLAIN (RFC 4616), LOGIN (draft-murchison-sasl-login), CRAM-MD5
 // (RFC 2195), SCRAM-SHA-256 (RFC 5802, RFC 7677), XOAUTH2 (Google), OAUTHBEARER (RFC 7628).
-#include "smtp/sasl.hpp"
+#include "sasl.hpp"
 
+#include "crypto.hpp"
 #include "detail/base64.hpp"
-#include "smtp/crypto.hpp"
-#include "smtp/text.hpp"
+#include "text.hpp"
 
 #include <algorithm>
 #include <charconv>

@@ -1,9 +1,9 @@
 // One send as a resumable algo: each `yield return` hands the driver one action; the driver
 // resumes with its result. Locals that live across a yield are members.
 
-#include "smtp/send_algo.hpp"
-#include "smtp/command.hpp"
-#include "smtp/envelope_verdict.hpp"
+#include "send_algo.hpp"
+#include "command.hpp"
+#include "envelope_verdict.hpp"
 
 #include <mailroom/smtp/reply_error.hpp>
 

@@ -2,8 +2,8 @@
 // DATA or BDAT, the message data, the final reply, and the outcome in the delivery report.
 #pragma once
 
-#include "smtp/dot_stuffer.hpp"
-#include "smtp/session.hpp"
+#include "dot_stuffer.hpp"
+#include "session.hpp"
 
 #include <mailroom/mime/message.hpp>
 #include <mailroom/smtp/delivery_report.hpp>

@@ -1,7 +1,7 @@
 // The log and diagnostics helpers shared by the session algos.
 
-#include "smtp/session.hpp"
-#include "smtp/sasl.hpp"
+#include "session.hpp"
+#include "sasl.hpp"
 
 namespace mailroom::smtp::detail {
 
