@@ -187,11 +187,11 @@ int exit_for(error_code ec, bool during_auth)
     if (is_one_of(
             ec, {error::size_exceeded, error::smtputf8_unavailable, error::eight_bit_unavailable}))
         return ex_unavailable;
-    if (is_one_of(ec, {error::protocol_error, error::bad_reply_code, error::reply_code_mismatch,
-                       error::reply_line_too_long, error::reply_too_long,
-                       error::starttls_unavailable, error::starttls_injection,
-                       error::tls_handshake_failed, error::certificate_rejected,
-                       error::tls_configuration_invalid}))
+    if (is_one_of(ec,
+                  {error::protocol_error, error::bad_reply_code, error::reply_code_mismatch,
+                   error::reply_line_too_long, error::reply_too_long, error::starttls_unavailable,
+                   error::starttls_injection, error::tls_handshake_failed,
+                   error::certificate_rejected, error::tls_configuration_invalid}))
         return ex_protocol;
     if (ec == condition::invalid_input)
         return ex_dataerr;
