@@ -9,7 +9,7 @@
 #include <mailroom/smtp/rate_signal.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
-#include "backoff.hpp" // pool's (lib/pool): the reconnect delay, used for retries too
+#include "detail/backoff.hpp"
 #include "detail/completion.hpp"
 #include "retry.hpp"
 #include "routing.hpp"

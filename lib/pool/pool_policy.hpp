@@ -18,7 +18,7 @@
 #include <mailroom/error.hpp>
 #include <mailroom/pool/pool_options.hpp>
 
-#include "backoff.hpp"
+#include "detail/backoff.hpp"
 
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/error.hpp>

@@ -1,4 +1,4 @@
-#include "pool/backoff.hpp"
+#include "detail/backoff.hpp"
 
 #include <doctest/doctest.h>
 

@@ -1,4 +1,4 @@
-// Private: reconnect delays. Pure.
+// Private: reconnect delays (the pool's, and the mailer's between retries). Pure.
 #pragma once
 
 #include <mailroom/pool/pool_options.hpp>
