@@ -84,6 +84,10 @@ public:
         case error::unknown_provider: return "no provider by that name";
         case error::no_route: return "no provider for the sender's domain";
         case error::tls_configuration_invalid: return "TLS certificate files can't be loaded";
+        case error::too_many_recipients: return "too many recipients";
+        case error::circuit_open:
+            return "the server's recent connects failed; sends fail fast until it answers again";
+        case error::send_deadline_exceeded: return "the send's deadline passed while it waited";
         }
         return "unknown mailroom error";
     }
@@ -143,6 +147,9 @@ public:
         // A pool that closes is shutting down; the message may go later or through another.
         case error::pool_closed: return make_error_condition(condition::transient);
         case error::checkout_timeout: return make_error_condition(condition::timeout);
+        // An open breaker closes again once a probe connects.
+        case error::circuit_open: return make_error_condition(condition::transient);
+        case error::send_deadline_exceeded: return make_error_condition(condition::timeout);
         default: return make_error_condition(condition::invalid_input);
         }
     }

@@ -113,6 +113,17 @@ enum class error {
     /// The TLS set-up can't load what tls_options names (CA file or directory, client
     /// certificate or key): permanent, a reconnect would fail the same way.
     tls_configuration_invalid,
+
+    // Reliability (appended).
+    /// More recipients than the message's or the builder's cap allows (a hostile or runaway
+    /// To/Cc/Bcc list): invalid input.
+    too_many_recipients,
+    /// The endpoint's circuit breaker is open: its last connects failed (refused, timed out,
+    /// no greeting), so sends fail at once until a probe connects. Transient.
+    circuit_open,
+    /// The send's own deadline passed while it waited (rate limiter, pool checkout, retry
+    /// backoff) before it could start: a timeout, so transient too.
+    send_deadline_exceeded,
 };
 
 /// The category of `mailroom::error`, named "mailroom". One instance, comparable across

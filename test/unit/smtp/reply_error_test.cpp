@@ -123,6 +123,16 @@ TEST_SUITE("smtp.reply_error")
         CHECK(error_code(error::auth_mechanism_unavailable) == condition::permanent);
         CHECK(error_code(error::tls_configuration_invalid) == condition::permanent);
         CHECK(error_code(error::tls_configuration_invalid) != condition::transient);
+        // Reliability codes: a bad list is the caller's, an open breaker closes again, a
+        // deadline that passed is a timeout (so transient too).
+        CHECK(error_code(error::too_many_recipients) == condition::invalid_input);
+        CHECK(error_code(error::circuit_open) == condition::transient);
+        CHECK(error_code(error::circuit_open) != condition::permanent);
+        CHECK(error_code(error::send_deadline_exceeded) == condition::timeout);
+        CHECK(error_code(error::send_deadline_exceeded) == condition::transient);
+        for (error e : {error::too_many_recipients, error::circuit_open,
+                        error::send_deadline_exceeded})
+            CHECK(error_code(e).message() != "unknown mailroom error");
         // The resolver's answers: one retry classifier for pool and mailer.
         CHECK(error_code(boost::asio::error::host_not_found) == condition::transient);
         CHECK(error_code(boost::asio::error::host_not_found_try_again) == condition::transient);
