@@ -15,16 +15,18 @@ using tcp = asio::ip::tcp;
 constexpr auto use_tuple = asio::as_tuple(asio::use_awaitable);
 
 struct fake_listener::state {
-    state(asio::io_context& io_, factory f)
+    state(asio::io_context& io_, factory f, asio::ssl::context* tls_)
         : io(io_)
         , acceptor(asio::make_strand(io_), tcp::endpoint(asio::ip::make_address("127.0.0.1"), 0))
         , make(std::move(f))
+        , tls(tls_)
     {
     }
 
     asio::io_context& io;
     tcp::acceptor acceptor;
     factory make; // called on the acceptor's strand only
+    asio::ssl::context* tls;
 
     mutable std::mutex mutex; // guards what follows
     std::vector<std::shared_ptr<session>> sessions;
@@ -34,7 +36,8 @@ struct fake_listener::state {
     static asio::awaitable<void> accept_loop(std::shared_ptr<state> self)
     {
         for (std::size_t k = 0;; ++k) {
-            auto s = std::make_shared<session>(asio::make_strand(self->io), self->make(k));
+            auto s =
+                std::make_shared<session>(asio::make_strand(self->io), self->make(k), self->tls);
             auto [ec] = co_await self->acceptor.async_accept(s->socket(), use_tuple);
             if (ec)
                 co_return; // the listener is gone
@@ -71,7 +74,12 @@ struct fake_listener::state {
 };
 
 fake_listener::fake_listener(asio::io_context& io, factory make)
-    : state_(std::make_shared<state>(io, std::move(make)))
+    : fake_listener(io, std::move(make), nullptr)
+{
+}
+
+fake_listener::fake_listener(asio::io_context& io, factory make, asio::ssl::context* tls)
+    : state_(std::make_shared<state>(io, std::move(make), tls))
 {
     asio::co_spawn(state_->acceptor.get_executor(), state::accept_loop(state_), asio::detached);
 }

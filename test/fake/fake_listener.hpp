@@ -24,6 +24,9 @@ public:
 
     /// Starts listening; `make(k)` gives the script for connection k.
     fake_listener(asio::io_context& io, factory make);
+    /// The same with a context holding the server's certificate, for script::starttls (which
+    /// must outlive the listener).
+    fake_listener(asio::io_context& io, factory make, asio::ssl::context* tls);
     /// Stops listening and closes every connection; not while other threads run the
     /// io_context.
     ~fake_listener();

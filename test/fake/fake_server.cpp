@@ -183,13 +183,17 @@ struct session::impl : std::enable_shared_from_this<impl> {
 
     asio::awaitable<bool> read_until(std::string_view delim, std::string& out)
     {
+        // Each search starts where the last one could still match: message data of many
+        // megabytes arrives 4 KiB at a time, and searching it all again would be quadratic.
+        std::size_t from = 0;
         for (;;) {
-            const auto p = rbuf.find(delim);
+            const auto p = rbuf.find(delim, from);
             if (p != std::string::npos) {
                 out = rbuf.substr(0, p + delim.size());
                 rbuf.erase(0, p + delim.size());
                 co_return true;
             }
+            from = rbuf.size() < delim.size() ? 0 : rbuf.size() - delim.size() + 1;
             if (!co_await read_more())
                 co_return false;
         }
