@@ -4,6 +4,7 @@
 #include <mailroom/mime/message_builder.hpp>
 #include <mailroom/smtp/client_options.hpp>
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 
@@ -88,7 +89,18 @@ public:
 private:
     bool take_content(std::string_view flag, arg_reader& args);
 
+    /// A file named by an option, read (or checked) by build(), once every option, --max-size
+    /// included, is known.
+    struct input_file {
+        std::string flag; // --text-file, --html-file, --attach, --inline
+        std::string path;
+        std::string content_id; // --inline's CID
+    };
+    void add_file(mime::message_builder& b, const input_file& f) const;
+    void take_file(std::string_view flag, std::string path);
+
     mime::message_builder builder_;
+    std::vector<input_file> files_;
     bool have_from_ = false, have_rcpt_ = false, have_text_ = false, have_html_ = false;
     bool have_content_ = false; // any option that shapes the message itself
     std::optional<mailbox> from_;
@@ -132,6 +144,20 @@ std::string json_string(std::string_view s);
 /// The contents of the file at `path` ("-": standard input, claimed for `flag`); an input
 /// failure naming `flag` when it can't be read.
 std::string read_file_or_fail(const std::string& flag, const std::string& path);
+
+/// The most octets a message input (--text-file, --html-file, --eml, --attach, --inline) may
+/// hold: --max-size, 64 MiB unless set.
+std::uint64_t max_input_size();
+/// Sets max_input_size().
+void set_max_input_size(std::uint64_t octets);
+/// --max-size's value: a whole number of octets, or with a K, M or G suffix (powers of 1024);
+/// a usage failure otherwise.
+std::uint64_t parse_size(const std::string& flag, const std::string& v);
+/// A message input's contents ("-": standard input, claimed for `flag`): a regular file only
+/// (ex_noinput, one line saying what it is otherwise), opened without blocking so a FIFO can't
+/// hang the tool, and read to its end whatever its size by stat (files in /proc say 0), at most
+/// max_input_size() octets (ex_dataerr past that).
+std::string read_input_file(const std::string& flag, const std::string& path);
 
 int compose_main(std::span<char*> args);
 int send_main(std::span<char*> args);

@@ -2,10 +2,14 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -130,6 +134,135 @@ std::string read_file_or_fail(const std::string& flag, const std::string& path)
 
 namespace {
 
+std::uint64_t max_input = 64ull << 20;
+
+std::string too_big(const std::string& flag, const std::string& what)
+{
+    return flag + ": " + what + " is larger than " + std::to_string(max_input) +
+           " octets (--max-size)";
+}
+
+const char* kind_of(mode_t m)
+{
+    if (S_ISDIR(m))
+        return "a directory";
+    if (S_ISFIFO(m))
+        return "a FIFO";
+    if (S_ISCHR(m))
+        return "a character device";
+    if (S_ISBLK(m))
+        return "a block device";
+    if (S_ISSOCK(m))
+        return "a socket";
+    return "not a regular file";
+}
+
+// Closes a descriptor when it goes out of scope.
+struct fd_closer {
+    int fd;
+    ~fd_closer()
+    {
+        if (fd >= 0)
+            ::close(fd);
+    }
+};
+
+// Opens `path` for reading, refusing anything but a regular file within max_input by stat.
+// O_NONBLOCK for the open alone: opening a FIFO would otherwise wait for a writer. -1 when it
+// can't be opened at all (errno says why).
+int open_regular(const std::string& flag, const std::string& path, struct stat& st)
+{
+    const int fd = ::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0)
+        return -1;
+    fd_closer guard{fd};
+    if (::fstat(fd, &st) != 0)
+        throw failure(ex_noinput, flag + ": cannot read '" + path + "'");
+    if (!S_ISREG(st.st_mode))
+        throw failure(ex_noinput,
+                      flag + ": '" + path + "' is " + kind_of(st.st_mode) + ", not a regular file");
+    if (static_cast<std::uint64_t>(st.st_size) > max_input)
+        throw failure(ex_dataerr, too_big(flag, "'" + path + "'"));
+    const int fl = ::fcntl(fd, F_GETFL);
+    if (fl < 0 || ::fcntl(fd, F_SETFL, fl & ~O_NONBLOCK) != 0)
+        throw failure(ex_noinput, flag + ": cannot read '" + path + "'");
+    guard.fd = -1;
+    return fd;
+}
+
+// Reads to the end of file, whatever stat said of its size; at most max_input octets.
+std::string read_to_end(int fd, const std::string& flag, const std::string& what)
+{
+    std::string data;
+    char buf[65536];
+    for (;;) {
+        const ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0)
+            throw failure(ex_noinput, flag + ": cannot read " + what);
+        if (n == 0)
+            return data;
+        if (data.size() + static_cast<std::size_t>(n) > max_input)
+            throw failure(ex_dataerr, too_big(flag, what));
+        data.append(buf, static_cast<std::size_t>(n));
+    }
+}
+
+} // namespace
+
+std::uint64_t max_input_size()
+{
+    return max_input;
+}
+
+void set_max_input_size(std::uint64_t octets)
+{
+    max_input = octets;
+}
+
+std::uint64_t parse_size(const std::string& flag, const std::string& v)
+{
+    std::size_t digits = 0;
+    while (digits < v.size() && std::isdigit(static_cast<unsigned char>(v[digits])))
+        ++digits;
+    const std::string unit = v.substr(digits);
+    unsigned shift = 0;
+    if (unit == "K" || unit == "k")
+        shift = 10;
+    else if (unit == "M" || unit == "m")
+        shift = 20;
+    else if (unit == "G" || unit == "g")
+        shift = 30;
+    else if (!unit.empty())
+        digits = 0;
+    errno = 0;
+    const unsigned long long n =
+        digits > 0 && digits <= 15 ? std::strtoull(v.substr(0, digits).c_str(), nullptr, 10) : 0;
+    if (n == 0 || errno || n > (1ull << 40) >> shift)
+        throw failure(ex_usage, flag +
+                                    ": expected a size in octets from 1 to 1T, with an "
+                                    "optional K, M or G suffix, got '" +
+                                    v + "'");
+    return n << shift;
+}
+
+std::string read_input_file(const std::string& flag, const std::string& path)
+{
+    if (path == "-") {
+        claim_stdin(flag);
+        return read_to_end(STDIN_FILENO, flag, "standard input");
+    }
+    struct stat st {};
+    const int fd = open_regular(flag, path, st);
+    if (fd < 0)
+        throw failure(ex_noinput, flag + ": cannot read '" + path + "'");
+    fd_closer guard{fd};
+    return read_to_end(fd, flag, "'" + path + "'");
+}
+
+namespace {
+
 mailbox parse_mailbox_or_fail(std::string_view flag, const std::string& text)
 {
     diagnostics d;
@@ -158,10 +291,57 @@ bool message_options::take(std::string_view flag, arg_reader& args)
         else
             builder_.bcc(std::move(m));
         have_rcpt_ = true;
+    } else if (flag == "--max-size") {
+        set_max_input_size(parse_size("--max-size", args.value()));
     } else if (!take_content(flag, args)) {
         return false;
     }
     return true;
+}
+
+void message_options::take_file(std::string_view flag, std::string path)
+{
+    if (path == "-")
+        claim_stdin(std::string(flag));
+    files_.push_back({std::string(flag), std::move(path), {}});
+}
+
+void message_options::add_file(mime::message_builder& b, const input_file& f) const
+{
+    if (f.flag == "--text-file") {
+        b.text(read_input_file(f.flag, f.path));
+        return;
+    }
+    if (f.flag == "--html-file") {
+        b.html(read_input_file(f.flag, f.path));
+        return;
+    }
+    // Attachments are read by the library as the message is written; its size is taken from
+    // stat at build(). So: refuse what is not a regular file or too big now, and read a file
+    // whose stat size is 0 (as /proc's are) here, to its end. A file that can't be opened
+    // is left to the library, which says so as it always has.
+    struct stat st {};
+    const int fd = open_regular(f.flag, f.path, st);
+    if (fd < 0) {
+        if (f.flag == "--attach")
+            b.attach_file(f.path);
+        else
+            b.inline_file(f.content_id, f.path);
+        return;
+    }
+    fd_closer guard{fd};
+    if (st.st_size > 0) {
+        if (f.flag == "--attach")
+            b.attach_file(f.path);
+        else
+            b.inline_file(f.content_id, f.path);
+        return;
+    }
+    mime::attachment a;
+    a.filename = std::filesystem::path(f.path).filename().string();
+    a.data = read_to_end(fd, f.flag, "'" + f.path + "'");
+    a.content_id = f.content_id;
+    b.attach(std::move(a));
 }
 
 bool message_options::take_content(std::string_view flag, arg_reader& args)
@@ -174,22 +354,28 @@ bool message_options::take_content(std::string_view flag, arg_reader& args)
         if (have_text_)
             throw failure(ex_usage, "give --text or --text-file once");
         std::string v = args.value();
-        builder_.text(flag == "--text" ? v : read_file_or_fail(std::string(flag), v));
+        if (flag == "--text")
+            builder_.text(std::move(v));
+        else
+            take_file(flag, std::move(v));
         have_text_ = true;
     } else if (flag == "--html" || flag == "--html-file") {
         if (have_html_)
             throw failure(ex_usage, "give --html or --html-file once");
         std::string v = args.value();
-        builder_.html(flag == "--html" ? v : read_file_or_fail(std::string(flag), v));
+        if (flag == "--html")
+            builder_.html(std::move(v));
+        else
+            take_file(flag, std::move(v));
         have_html_ = true;
     } else if (flag == "--attach") {
-        builder_.attach_file(args.value());
+        files_.push_back({"--attach", args.value(), {}});
     } else if (flag == "--inline") {
         std::string v = args.value();
         const auto eq = v.find('=');
         if (eq == std::string::npos || eq == 0 || eq + 1 == v.size())
             throw failure(ex_usage, "--inline takes CID=FILE");
-        builder_.inline_file(v.substr(0, eq), v.substr(eq + 1));
+        files_.push_back({"--inline", v.substr(eq + 1), v.substr(0, eq)});
     } else if (flag == "--header") {
         std::string v = args.value();
         const auto colon = v.find(':');
@@ -217,9 +403,25 @@ mime::message message_options::build_from_eml(const std::string& path) const
     struct stat st {};
     const bool stdin_file = path == "-" && ::fstat(STDIN_FILENO, &st) == 0 && S_ISREG(st.st_mode) &&
                             ::lseek(STDIN_FILENO, 0, SEEK_CUR) == 0;
-    auto m = stdin_file    ? mime::message::from_wire_file("/dev/stdin", d)
-             : path == "-" ? mime::message::from_wire(read_file_or_fail("--eml", path), d)
-                           : mime::message::from_wire_file(path, d);
+    if (stdin_file && static_cast<std::uint64_t>(st.st_size) > max_input)
+        throw failure(ex_dataerr, too_big("--eml", "standard input"));
+    // A file: a regular one, within --max-size. One whose stat size is 0 (as /proc's are) may
+    // still hold something: it is read here, to its end, rather than trusted to be empty.
+    std::optional<std::string> whole;
+    if (path == "-" && !stdin_file) {
+        whole = read_input_file("--eml", path);
+    } else if (path != "-") {
+        struct stat fst {};
+        const int fd = open_regular("--eml", path, fst);
+        if (fd < 0)
+            throw failure(ex_noinput, "--eml: cannot read '" + path + "'");
+        fd_closer guard{fd};
+        if (fst.st_size == 0)
+            whole = read_to_end(fd, "--eml", "'" + path + "'");
+    }
+    auto m = whole        ? mime::message::from_wire(*whole, d)
+             : stdin_file ? mime::message::from_wire_file("/dev/stdin", d)
+                          : mime::message::from_wire_file(path, d);
     if (!m && m.error() == error::file_unreadable)
         throw failure(ex_noinput, "--eml: cannot read '" + path + "'");
     if (!m)
@@ -265,8 +467,11 @@ mime::message message_options::build() const
         throw failure(ex_usage, "--from is required");
     if (!have_rcpt_)
         throw failure(ex_usage, "at least one --to, --cc or --bcc is required");
+    mime::message_builder b = builder_;
+    for (const input_file& f : files_)
+        add_file(b, f);
     diagnostics d;
-    auto r = builder_.build(d);
+    auto r = b.build(d);
     if (!r) {
         const int status = r.error() == error::file_unreadable ? ex_noinput : ex_dataerr;
         const std::string& field = d.field;
@@ -311,7 +516,9 @@ const char* message_options::usage()
            "  --html TEXT | --html-file FILE   text/html body (FILE '-': standard input)\n"
            "  --attach FILE          attach a file (repeatable)\n"
            "  --inline CID=FILE      inline part for <img src=\"cid:CID\"> (repeatable)\n"
-           "  --header 'Name: value' extra header field (repeatable)\n";
+           "  --header 'Name: value' extra header field (repeatable)\n"
+           "  --max-size BYTES       the most a file given above (or --eml) may hold; K, M, G\n"
+           "                         suffixes (default 64M). Files must be regular files\n";
 }
 
 } // namespace mailroom::cli
