@@ -32,6 +32,14 @@ std::string reply_text(const smtp::reply& r)
     return t;
 }
 
+// Refused by a reply to its RCPT. A recipient neither accepted nor refused got no reply: the
+// transaction failed first (a timeout, a lost connection, a reply to MAIL), and the
+// recipient shares the message's error.
+bool rejected(const smtp::recipient_status& r)
+{
+    return !r.accepted() && r.response.code != 0;
+}
+
 std::string report_json(const smtp::delivery_report& rep, error_code ec)
 {
     std::string j = "{\"message_id\":" + json_string(rep.message_id) + ",\"accepted\":[";
@@ -44,7 +52,7 @@ std::string report_json(const smtp::delivery_report& rep, error_code ec)
     j += "],\"rejected\":[";
     first = true;
     for (const auto& r : rep.recipients) {
-        if (r.accepted())
+        if (!rejected(r))
             continue;
         j += first ? "{" : ",{";
         first = false;
@@ -54,6 +62,14 @@ std::string report_json(const smtp::delivery_report& rep, error_code ec)
              (r.response.status ? json_string(r.response.status->to_string()) : "null");
         j += ",\"text\":" + json_string(reply_text(r.response)) + "}";
     }
+    // Added after "rejected" so that no recipient is called rejected that nothing rejected.
+    j += "],\"unanswered\":[";
+    first = true;
+    for (const auto& r : rep.recipients)
+        if (!r.accepted() && !rejected(r)) {
+            j += (first ? "" : ",") + json_string(r.recipient.str());
+            first = false;
+        }
     j += "],\"queue_id\":" + (rep.queue_id.empty() ? "null" : json_string(rep.queue_id));
     j += ",\"outcome\":" + json_string(smtp::to_string(rep.outcome));
     if (ec) {
@@ -69,7 +85,7 @@ int exit_for_report(const smtp::delivery_report& rep)
 {
     int worst = ex_ok;
     for (const auto& r : rep.recipients) {
-        if (r.accepted())
+        if (!rejected(r))
             continue;
         const int s = r.response.code / 100 == 5 ? ex_unavailable : ex_tempfail;
         if (worst == ex_ok || s == ex_unavailable)
@@ -149,7 +165,7 @@ int send_main(std::span<char*> argv)
     const int status = exit_for_report(report);
     if (status != ex_ok && !json) {
         for (const auto& r : report.recipients)
-            if (!r.accepted())
+            if (rejected(r))
                 std::fprintf(stderr, "mailroom: send: %s refused: %s\n", r.recipient.str().c_str(),
                              r.response.to_string().c_str());
     }
@@ -162,7 +178,9 @@ const char* send_usage()
         std::string(
             "usage: mailroom send --server URL [options] [message options | --eml FILE]\n") +
         server_options::usage() +
-        "  --json                 the delivery report as JSON on stdout\n"
+        "  --json                 the delivery report as JSON on stdout: recipients\n"
+        "                         accepted, rejected (refused by a reply: code, enhanced,\n"
+        "                         text), unanswered (no reply came: they share the error)\n"
         "  --eml FILE             send this message file ('-': standard input); the envelope\n"
         "                         comes from its From/To/Cc/Bcc headers unless --from/--to/...\n"
         "                         are given\n"
