@@ -418,12 +418,13 @@ int sink_main(std::span<char*> argv)
     if (ec)
         throw failure(69, "cannot listen on " + ep.address().to_string() + ":" +
                               std::to_string(ep.port()) + ": " + ec.message());
+    // Caught before anyone is told where to connect: a SIGINT or SIGTERM sent as soon as the
+    // "listening" line is read still ends with the count, never with the default action.
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    signals.async_wait([&](error_code, int) { io.stop(); });
     const auto local = acc.local_endpoint();
     std::printf("listening on %s:%u\n", local.address().to_string().c_str(), local.port());
     std::fflush(stdout);
-
-    asio::signal_set signals(io, SIGINT, SIGTERM);
-    signals.async_wait([&](error_code, int) { io.stop(); });
     asio::steady_timer limit(io);
     if (max_seconds > 0) {
         limit.expires_after(std::chrono::seconds(max_seconds));
