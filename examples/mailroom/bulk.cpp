@@ -6,21 +6,27 @@
 #include <mailroom/mailer/mailer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/signal_set.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <functional>
 #include <map>
+#include <memory>
 
 namespace mailroom::cli {
 
@@ -108,12 +114,21 @@ struct run_state {
     std::uint64_t count = 0;
     std::uint64_t next = 0; // the next message to start
     std::uint64_t done = 0, delivered = 0, partial = 0, failed = 0, unknown = 0;
+    // Started, then stopped (by a signal or --deadline) before any SMTP transaction began:
+    // nothing of it reached a server. Messages never started are not_attempted too.
+    std::uint64_t stopped_waiting = 0;
     latency_histogram latency;
     std::map<std::string, std::uint64_t> errors; // error text → count
     error_code first_error;
     std::string first_detail;
     clock::time_point start, end;
     bool finished = false;
+    bool stopping = false;        // no more sends start
+    int signal = 0;               // the first SIGINT or SIGTERM
+    bool deadline_passed = false; // --deadline
+    std::string stopped_by;       // "SIGINT", "SIGTERM" or "deadline"; empty: ran to the end
+
+    std::uint64_t not_attempted() const { return stopped_waiting + (count - next); }
 };
 
 void draw_progress(const run_state& st, bool final)
@@ -139,34 +154,87 @@ void draw_progress(const run_state& st, bool final)
 // handlers rather than a coroutine per send: with --concurrency 10000 every waiting send would
 // also hold its coroutine's frame and co_spawn's state (about 1.8 KiB), where a handler holds
 // one pointer.
+//
+// Each worker (a chain of sends, one at a time) has its own cancellation signal, so a signal or
+// the deadline reaches every send under way: partial cancellation stops those still waiting
+// (rate limiter, pool checkout, retry backoff: nothing of them was sent) and lets SMTP
+// transactions end; terminal cancellation ends the transactions too, closing their
+// connections (the mailer then reports `unknown` where the final dot was written).
 struct sender {
     mailer& m;
     run_state& st;
     const std::function<mime::message(std::uint64_t)>& make;
-    asio::steady_timer& ticker;
+    std::function<void()> on_finished;
     std::uint64_t running = 0;
+    std::unique_ptr<asio::cancellation_signal[]> cancel;
+    std::vector<char> busy; // a worker's send is under way
+    bool shutting_down = false, closed = false;
 
-    void next()
+    void start(std::uint64_t workers)
     {
-        if (st.next < st.count) {
+        running = workers;
+        cancel.reset(new asio::cancellation_signal[workers]);
+        busy.assign(workers, 0);
+    }
+
+    void next(std::size_t w)
+    {
+        if (!st.stopping && st.next < st.count) {
             const auto i = st.next++;
-            m.async_send(make(i), [this](error_code ec, send_report rep) {
-                record(ec, rep);
-                next();
-            });
+            busy[w] = 1;
+            m.async_send(make(i), asio::bind_cancellation_slot(
+                                      cancel[w].slot(), [this, w](error_code ec, send_report rep) {
+                                          busy[w] = 0;
+                                          record(ec, rep);
+                                          next(w);
+                                      }));
             return;
         }
         if (--running == 0) {
             st.end = clock::now();
             st.finished = true;
-            ticker.cancel();
-            m.async_shutdown([](error_code) {});
+            shutdown();
+            on_finished();
         }
+    }
+
+    void shutdown()
+    {
+        if (!std::exchange(shutting_down, true))
+            m.async_shutdown([](error_code) {});
+    }
+
+    // No more sends start; `t` goes to every send under way (see above).
+    void stop(asio::cancellation_type t)
+    {
+        st.stopping = true;
+        for (std::size_t w = 0; w < busy.size(); ++w)
+            if (busy[w])
+                cancel[w].emit(t);
+        if (t != asio::cancellation_type::terminal)
+            shutdown();
+    }
+
+    // Closes every connection now. Not at once with a terminal stop: mailer::close() fails a
+    // send whose final dot was written with operation_aborted, where its own cancellation
+    // reports it `unknown`.
+    void close()
+    {
+        if (!std::exchange(closed, true))
+            m.close();
     }
 
     void record(error_code ec, const send_report& rep)
     {
         ++st.done;
+        using dur = send_report::timings::duration;
+        const bool ours = st.stopping && ec == asio::error::operation_aborted;
+        if (ours && rep.time.smtp == dur::zero() && rep.time.backoff == dur::zero() &&
+            rep.attempts <= 1) {
+            // Stopped while it waited for its first turn: nothing of it was sent.
+            ++st.stopped_waiting;
+            return;
+        }
         st.latency.record(rep.time.total);
         if (!ec && rep.delivery.outcome == smtp::outcome::delivered)
             ++st.delivered;
@@ -176,7 +244,9 @@ struct sender {
             ++st.unknown;
         else
             ++st.failed;
-        if (ec) {
+        if (ours) {
+            ++st.errors[ec.message() + " (stopped by " + st.stopped_by + ")"];
+        } else if (ec) {
             ++st.errors[ec.message()];
             if (!st.first_error) {
                 st.first_error = ec;
@@ -194,7 +264,8 @@ int bulk_main(std::span<char*> argv)
     server_options server;
     std::optional<std::uint64_t> count;
     std::uint64_t connections = 4, recipients = 1, size = 2048, pipeline = 4;
-    std::optional<std::uint64_t> concurrency, burst;
+    std::optional<std::uint64_t> concurrency, burst, deadline;
+    std::uint64_t grace = 10;
     std::vector<limit::bucket_options> rates;
     std::string from_text = "sender@example.com", to_text = "rcpt@example.net";
     std::optional<std::string> eml;
@@ -238,6 +309,12 @@ int bulk_main(std::span<char*> argv)
                 claim_stdin("--eml");
         } else if (flag == "--json")
             json = true;
+        else if (flag == "--deadline")
+            deadline = parse_count(f, args.value(), 1, 31'536'000);
+        else if (flag == "--grace")
+            grace = parse_count(f, args.value(), 0, 86'400);
+        else if (flag == "--max-size")
+            set_max_input_size(parse_size(f, args.value()));
         else if (flag == "--progress") {
             progress = args.value();
             if (progress != "auto" && progress != "always" && progress != "never")
@@ -289,11 +366,24 @@ int bulk_main(std::span<char*> argv)
     po.server = std::move(opts);
     po.pool.max_connections = connections;
     po.pool.pipeline_depth = pipeline;
-    po.pool.checkout_timeout = std::chrono::minutes(5);
+    // Waits sized for a run of the tool, not a service: a send waits for a connection about as
+    // long as opening one may take (connect, TLS, greeting, EHLO and STARTTLS or AUTH; at most
+    // 5 minutes), reconnects and retries back off 5 s at most, and nothing waits past
+    // --deadline.
+    const auto& t = po.server.timeouts;
+    po.pool.checkout_timeout = std::min<pool::duration>(
+        std::chrono::minutes(5), t.connect + t.tls_handshake + t.greeting + 2 * t.command);
+    po.pool.reconnect.max = std::chrono::seconds(5);
     po.pool.single_threaded = true; // io below is run by this thread alone
     po.limits.buckets = rates;
-    mo.providers.push_back(std::move(po));
     mo.retry.max_attempts = 3;
+    mo.retry.max_backoff = std::chrono::seconds(5);
+    if (deadline) {
+        const std::chrono::seconds d(*deadline);
+        po.pool.checkout_timeout = std::min<pool::duration>(po.pool.checkout_timeout, d);
+        mo.retry.deadline = std::min<std::chrono::steady_clock::duration>(mo.retry.deadline, d);
+    }
+    mo.providers.push_back(std::move(po));
 
     asio::io_context io(1);
     mailer m(io.get_executor(), std::move(mo));
@@ -324,15 +414,75 @@ int bulk_main(std::span<char*> argv)
         tmpl.text(filler(want - want / 77));
     }
 
-    asio::steady_timer ticker(io);
-    sender run{m, st, make, ticker};
-    run.running = std::min<std::uint64_t>(in_flight, st.count);
+    asio::steady_timer ticker(io), grace_timer(io), deadline_timer(io);
+    // Signals are caught for the whole run, and while the report is printed; the first one
+    // stops the run gracefully, a second at once.
+    asio::signal_set signals(io, SIGINT, SIGTERM);
+    sender run{m, st, make, {}, 0, {}, {}};
+    run.on_finished = [&] {
+        ticker.cancel();
+        grace_timer.cancel();
+        deadline_timer.cancel();
+        signals.cancel();
+        // A stopped run ends now: connections still being opened (a server that never
+        // greets) would otherwise hold it until their own timeouts.
+        if (st.stopping)
+            run.close();
+    };
+    // The second signal, or the end of the grace period: the sends under way are cancelled
+    // (terminal). Should one not end by itself, the mailer is closed shortly after.
+    auto stop_now = [&] {
+        run.stop(asio::cancellation_type::terminal);
+        grace_timer.expires_after(std::chrono::seconds(2));
+        grace_timer.async_wait([&](error_code ec) {
+            if (!ec)
+                run.close();
+        });
+    };
+    // The first signal, or the deadline: no more sends start, the waiting ones are cancelled,
+    // and those under way get --grace seconds to finish before they are cancelled too.
+    auto stop_gracefully = [&] {
+        if (st.finished || st.stopping)
+            return;
+        run.stop(asio::cancellation_type::partial);
+        grace_timer.expires_after(std::chrono::seconds(grace));
+        grace_timer.async_wait([&](error_code ec) {
+            if (!ec && !st.finished)
+                stop_now();
+        });
+    };
+    std::function<void(error_code, int)> on_signal = [&](error_code ec, int sig) {
+        if (ec || st.finished)
+            return;
+        if (st.signal) {
+            stop_now();
+            return;
+        }
+        st.signal = sig;
+        st.stopped_by = sig == SIGINT ? "SIGINT" : "SIGTERM";
+        stop_gracefully();
+        signals.async_wait(on_signal);
+    };
+    signals.async_wait(on_signal);
+    if (deadline) {
+        deadline_timer.expires_after(std::chrono::seconds(*deadline));
+        deadline_timer.async_wait([&](error_code ec) {
+            if (ec || st.finished)
+                return;
+            st.deadline_passed = true;
+            if (st.stopped_by.empty())
+                st.stopped_by = "deadline";
+            stop_gracefully();
+        });
+    }
+    const std::uint64_t workers = std::min<std::uint64_t>(in_flight, st.count);
+    run.start(workers);
     st.start = clock::now();
     // Started from inside io.run(), as coroutines would be: each send's first step then runs
     // at once, in order.
-    asio::post(io, [&run, workers = run.running] {
+    asio::post(io, [&run, workers] {
         for (std::uint64_t w = 0; w < workers; ++w)
-            run.next();
+            run.next(w);
     });
     if (show) {
         asio::co_spawn(
@@ -365,6 +515,8 @@ int bulk_main(std::span<char*> argv)
         j += ",\"partial\":" + std::to_string(st.partial);
         j += ",\"failed\":" + std::to_string(st.failed);
         j += ",\"unknown\":" + std::to_string(st.unknown);
+        j += ",\"not_attempted\":" + std::to_string(st.not_attempted());
+        j += ",\"stopped_by\":" + (st.stopped_by.empty() ? "null" : json_string(st.stopped_by));
         char buf[512];
         std::snprintf(buf, sizeof buf,
                       ",\"seconds\":%.6f,\"messages_per_second\":%.1f,"
@@ -391,6 +543,14 @@ int bulk_main(std::span<char*> argv)
                     static_cast<unsigned long long>(st.failed),
                     static_cast<unsigned long long>(st.unknown),
                     static_cast<unsigned long long>(st.count), wall, rate);
+        if (!st.stopped_by.empty() || st.not_attempted() > 0)
+            std::printf("stopped by %s: delivered %llu, partial %llu, failed %llu, unknown %llu, "
+                        "not attempted %llu\n",
+                        st.stopped_by.c_str(), static_cast<unsigned long long>(st.delivered),
+                        static_cast<unsigned long long>(st.partial),
+                        static_cast<unsigned long long>(st.failed),
+                        static_cast<unsigned long long>(st.unknown),
+                        static_cast<unsigned long long>(st.not_attempted()));
         std::printf("latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                     millis(st.latency.percentile(0.5)), millis(st.latency.percentile(0.99)),
                     millis(st.latency.max()));
@@ -401,6 +561,17 @@ int bulk_main(std::span<char*> argv)
                     static_cast<unsigned long long>(pv.retries));
         for (auto& [text, n] : st.errors)
             std::printf("  %llu x %s\n", static_cast<unsigned long long>(n), text.c_str());
+    }
+    std::fflush(stdout);
+    // A stopped run says why in its status: 128 + the signal, as a shell would; the deadline
+    // is a temporary failure unless every message went anyway.
+    if (st.signal)
+        return 128 + st.signal;
+    if (st.deadline_passed && st.delivered + st.partial < st.count) {
+        if (!json)
+            std::fprintf(stderr, "mailroom: bulk: the deadline (%llu s) passed\n",
+                         static_cast<unsigned long long>(*deadline));
+        return ex_tempfail;
     }
     if (st.first_error) {
         if (!json)
@@ -431,8 +602,21 @@ const char* bulk_usage()
         "  --eml FILE             send this message every time instead of composing ('-':\n"
         "                         standard input); its envelope comes from its headers\n"
         "                         unless --from/--to given\n"
+        "  --max-size BYTES       the most the --eml file may hold; K, M, G suffixes\n"
+        "                         (default 64M); it must be a regular file\n"
+        "  --deadline SECONDS     for the whole run: then no more sends start, those waiting\n"
+        "                         for a connection or the rate limiter are cancelled (counted\n"
+        "                         not_attempted), those under way get --grace; exit 75\n"
+        "  --grace SECONDS        how long sends under way may finish after the first\n"
+        "                         SIGINT/SIGTERM or the deadline (default 10); then they are\n"
+        "                         cancelled (failed, or unknown if the final dot was written)\n"
         "  --json                 the summary as JSON on stdout\n"
-        "  --progress WHEN        auto (default: on a terminal) | always | never\n";
+        "  --progress WHEN        auto (default: on a terminal) | always | never\n"
+        "The summary accounts for every message: delivered, partial, failed, unknown (the final\n"
+        "dot was written but no reply came: it may have been delivered) and not_attempted\n"
+        "(never started, or stopped while it waited: nothing of it reached the server); they\n"
+        "add up to --count. SIGINT or SIGTERM stops the run as --deadline does and prints the\n"
+        "summary, exit 130 or 143; a second signal cancels the sends under way at once.\n";
     return text.c_str();
 }
 
