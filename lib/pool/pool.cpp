@@ -114,7 +114,10 @@ struct pool_impl final : std::enable_shared_from_this<pool_impl>,
     struct {
         std::atomic<std::size_t> open{0}, in_use{0}, connecting{0}, waiters{0}, leases{0};
         std::atomic<std::uint64_t> connects{0}, connect_failures{0}, checkouts{0},
-            checkout_timeouts{0}, probes{0}, stale{0}, discarded{0}, retired{0};
+            checkout_timeouts{0}, probes{0}, stale{0}, discarded{0}, retired{0}, trips{0};
+        std::atomic<unsigned> breaker_failures{0};
+        std::atomic<breaker_state> breaker{breaker_state::closed};
+        std::atomic<clock::rep> open_until{0}; // time_since_epoch
     } stats;
     mutable std::mutex error_mutex;
     error_code last_error;
@@ -124,6 +127,11 @@ struct pool_impl final : std::enable_shared_from_this<pool_impl>,
     {
         if (server.log.enabled(l))
             server.log(l, prefix + line);
+    }
+    // The pool's name for lines logged whatever the level (prefix holds it at debug level).
+    std::string where() const
+    {
+        return prefix.empty() ? "pool[" + server.host + "] " : std::string();
     }
     static std::string name(const pooled& c)
     {
@@ -148,6 +156,12 @@ struct pool_impl final : std::enable_shared_from_this<pool_impl>,
         stats.connecting.store(g.connecting, r);
         stats.leases.store(g.leases, r);
         stats.waiters.store(g.waiters, r);
+        stats.breaker_failures.store(pol.breaker_failures(), r);
+        stats.trips.store(pol.trips(), r);
+        // Open, as the policy last saw it; snapshot() tells half-open by the clock.
+        const auto br = pol.breaker(time_point{});
+        stats.breaker.store(br, r);
+        stats.open_until.store(pol.open_until().time_since_epoch().count(), r);
     }
 
     // ---- events -----------------------------------------------------------------------------
@@ -280,6 +294,18 @@ struct pool_impl final : std::enable_shared_from_this<pool_impl>,
             checkout_timer.cancel();
             maintain_timer.cancel();
             backoff_timer.cancel();
+            break;
+        case action_kind::breaker_open:
+            log(log_level::warning,
+                where() + "circuit breaker open for " +
+                    std::to_string(
+                        std::chrono::duration_cast<std::chrono::milliseconds>(opts.breaker.open_for)
+                            .count()) +
+                    " ms (trip " + std::to_string(pol.trips()) +
+                    "): connect failed: " + a.ec.message());
+            break;
+        case action_kind::breaker_close:
+            log(log_level::warning, where() + "circuit breaker closed: connected");
             break;
         case action_kind::drained: {
             auto handlers = std::move(drain_handlers);
@@ -443,6 +469,8 @@ void validate(const pool_options& o)
         bad = "checkout_timeout must be positive";
     else if (o.reconnect.initial <= duration::zero() || o.reconnect.max < o.reconnect.initial)
         bad = "reconnect: 0 < initial <= max";
+    else if (o.breaker.failures != 0 && o.breaker.open_for <= duration::zero())
+        bad = "breaker.open_for must be positive";
     if (bad)
         throw boost::system::system_error(make_error_code(error::invalid_pool_options), bad);
 }
@@ -511,6 +539,14 @@ pool_snapshot pool::snapshot() const noexcept
     out.stale = s.stale.load(r);
     out.discarded = s.discarded.load(r);
     out.retired = s.retired.load(r);
+    out.breaker_trips = s.trips.load(r);
+    out.consecutive_failures = s.breaker_failures.load(r);
+    out.breaker = s.breaker.load(r);
+    if (out.breaker == breaker_state::open) {
+        out.breaker_half_open_at = clock::time_point(clock::duration(s.open_until.load(r)));
+        if (clock::now() >= out.breaker_half_open_at)
+            out.breaker = breaker_state::half_open;
+    }
     return out;
 }
 

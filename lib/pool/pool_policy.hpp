@@ -17,6 +17,8 @@
 
 #include <mailroom/error.hpp>
 #include <mailroom/pool/pool_options.hpp>
+#include <mailroom/pool/pool_snapshot.hpp>
+#include <mailroom/smtp/reply_error.hpp>
 
 #include "detail/backoff.hpp"
 
@@ -68,6 +70,8 @@ enum class action_kind {
     arm_timer,     ///< arm `timer` to fire at `at`; answer with timer_fired()
     cancel_timers, ///< cancel all three timers (their pending waits fire no event)
     drained,       ///< complete every waiting drain with `ec`
+    breaker_open,  ///< the circuit breaker opened after `ec` until `at` (log it)
+    breaker_close, ///< the circuit breaker closed: a connect succeeded (log it)
 };
 
 template <class Conn, class Handler> struct pool_action {
@@ -93,6 +97,15 @@ struct pool_gauges {
 inline bool connect_error_is_final(error_code ec) noexcept
 {
     return ec == condition::permanent || ec == condition::invalid_input;
+}
+
+/// Whether a failed connect counts toward the circuit breaker: it found nobody to talk to
+/// (refused, unreachable, a timeout, a TLS failure, a lost connection). A server that replied
+/// (a 421 greeting, a 454 to AUTH) is there: the backoff deals with it. A final error already
+/// fails every waiter.
+inline bool connect_error_trips_breaker(error_code ec) noexcept
+{
+    return ec && !connect_error_is_final(ec) && ec.category() != smtp::reply_category();
 }
 
 /// How often maintenance runs: a quarter of the shortest limit it enforces, 5 ms to 1 s.
@@ -144,6 +157,18 @@ public:
     std::size_t closing() const noexcept { return closing_; }
     std::size_t live_waiters() const noexcept { return live_waiters_; }
     unsigned failures() const noexcept { return failures_; }
+    /// The circuit breaker as of `now` (open turns half-open once its time is up).
+    breaker_state breaker(time_point now) const noexcept
+    {
+        return breaker_ == breaker_state::open && now >= open_until_ ? breaker_state::half_open
+                                                                     : breaker_;
+    }
+    /// Connect failures in a row that count toward the breaker.
+    unsigned breaker_failures() const noexcept { return breaker_failures_; }
+    /// When an open breaker turns half-open.
+    time_point open_until() const noexcept { return open_until_; }
+    /// Times the breaker opened.
+    std::uint64_t trips() const noexcept { return trips_; }
     time_point next_connect() const noexcept { return next_connect_; }
     /// Whether waiter `id` still waits.
     bool waiting(waiter_id id) const
@@ -171,13 +196,15 @@ public:
     // ---- events -----------------------------------------------------------------------------
 
     /// A checkout: lent at once, queued (first come, first served) or refused (draining or
-    /// closed: error::pool_closed). Returns the waiter's number (0 if refused).
+    /// closed: error::pool_closed; the circuit breaker open: error::circuit_open). Returns the
+    /// waiter's number (0 if refused).
     waiter_id acquire(Handler h, time_point now)
     {
-        if (closed_ || draining_) {
+        if (closed_ || draining_ || breaker(now) == breaker_state::open) {
             push({.kind = action_kind::fail,
                   .handler = std::move(h),
-                  .ec = make_error_code(error::pool_closed)});
+                  .ec = make_error_code(closed_ || draining_ ? error::pool_closed
+                                                             : error::circuit_open)});
             return 0;
         }
         const waiter_id id = next_waiter_++;
@@ -225,6 +252,11 @@ public:
     {
         failures_ = 0;
         next_connect_ = {};
+        breaker_failures_ = 0;
+        if (breaker_ != breaker_state::closed) {
+            breaker_ = breaker_state::closed;
+            push({.kind = action_kind::breaker_close});
+        }
         if (node* n = find(c)) {
             n->st = conn_state::ready;
             n->created = n->last_used = now;
@@ -238,6 +270,9 @@ public:
     /// picks the jitter. A final error (connect_error_is_final) fails every waiter; a transient
     /// one fails the oldest while no connection is open, so callers hear of an unreachable
     /// server without waiting for their checkout timeout, and the rest wait for the next try.
+    /// The circuit breaker's count goes up (connect_error_trips_breaker) or back to 0; at
+    /// options().breaker.failures with no connection open, or on any failure while half-open
+    /// (the probe's), the breaker opens and every waiter fails with `ec`.
     void connect_failed(const Conn& c, error_code ec, double unit, time_point now)
     {
         remove(c);
@@ -246,7 +281,13 @@ public:
         bool any_open = false;
         for (auto& o : nodes_)
             any_open |= o.st != conn_state::connecting;
-        if (connect_error_is_final(ec)) {
+        breaker_failures_ = connect_error_trips_breaker(ec) ? breaker_failures_ + 1 : 0;
+        const auto br = breaker(now);
+        if (br == breaker_state::half_open ||
+            (br == breaker_state::closed && !any_open && opts_.breaker.failures != 0 &&
+             breaker_failures_ >= opts_.breaker.failures)) {
+            open_breaker(ec, now);
+        } else if (connect_error_is_final(ec)) {
             for (auto& w : waiters_)
                 finish_waiter(w, ec);
             waiters_.clear();
@@ -512,8 +553,17 @@ private:
             want = std::max(want, opts_.min_idle - ready - pending);
         if (want == 0 || open_or_opening >= opts_.max_connections)
             return;
+        switch (breaker(now)) {
+        case breaker_state::open: arm_backoff(open_until_); return;
+        case breaker_state::half_open:
+            // One probe at a time, whatever the backoff says: the open period was the wait.
+            if (open_or_opening == closing_)
+                push({.kind = action_kind::open});
+            return;
+        case breaker_state::closed: break;
+        }
         if (now < next_connect_) {
-            arm_backoff();
+            arm_backoff(next_connect_);
             return;
         }
         for (; want > 0 && open_or_opening < opts_.max_connections; --want, ++open_or_opening)
@@ -590,12 +640,25 @@ private:
         arm(pool_timer::checkout, w->deadline);
     }
 
-    void arm_backoff()
+    void arm_backoff(time_point at)
     {
         if (backing_off_)
             return;
         backing_off_ = true;
-        arm(pool_timer::backoff, next_connect_);
+        arm(pool_timer::backoff, at);
+    }
+
+    // Every waiter fails with `ec` (the connect error that opened it); checkouts fail with
+    // circuit_open until open_until_. No connection is open (connects under way may finish).
+    void open_breaker(error_code ec, time_point now)
+    {
+        breaker_ = breaker_state::open;
+        open_until_ = now + opts_.breaker.open_for;
+        ++trips_;
+        for (auto& w : waiters_)
+            finish_waiter(w, ec);
+        waiters_.clear();
+        push({.kind = action_kind::breaker_open, .ec = ec, .at = open_until_});
     }
 
     // Runs while the pool holds a connection (or should: min_idle), so an idle pool leaves
@@ -629,6 +692,11 @@ private:
 
     unsigned failures_ = 0;
     time_point next_connect_{};
+
+    breaker_state breaker_ = breaker_state::closed; // open: until open_until_, then half-open
+    unsigned breaker_failures_ = 0;
+    time_point open_until_{};
+    std::uint64_t trips_ = 0;
 
     bool draining_ = false;
     bool closed_ = false;

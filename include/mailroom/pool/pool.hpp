@@ -33,7 +33,8 @@ namespace mailroom::pool {
 /// they break, grow old, reach their message limit or sit idle too long, and get a NOOP before
 /// reuse after sitting idle, so a server that dropped an idle connection costs a reconnect, not
 /// a failed send. Failed connects back off (pool_options::reconnect); connect attempts never
-/// exceed max_connections.
+/// exceed max_connections. A server that isn't there (refused, silent) opens the pool's
+/// circuit breaker (pool_options::breaker): sends then fail at once instead of waiting.
 ///
 /// While it holds connections the pool keeps a timer (idle timeouts, age), so an io_context
 /// that runs it returns only once they are closed: drain the pool (or the mailer) when done.
@@ -79,7 +80,11 @@ public:
     /// the server's refusal, a TLS or authentication failure. One that would fail the same way
     /// again (`ec == condition::permanent` or `condition::invalid_input`: a 5xx refusal, no
     /// usable AUTH mechanism, ...) goes to every waiter at once; any other goes to the oldest
-    /// waiter while no connection is open, and the others wait for the next attempt.
+    /// waiter while no connection is open, and the others wait for the next attempt, until
+    /// the circuit breaker opens (pool_options::breaker: by default after 5 connects in a row
+    /// that found no server to talk to): then every waiter fails at once with that connect's
+    /// error, and checkouts fail at once with error::circuit_open (last_connect_error() says
+    /// why) until the breaker turns half-open; a checkout then waits for the one probe connect.
     ///
     /// Cancellation: while the checkout waits, terminal, partial and total cancellation are all
     /// honoured: the handler gets operation_aborted and an empty connection, and the wait leaves

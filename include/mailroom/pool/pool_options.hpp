@@ -18,6 +18,28 @@ struct backoff_options {
     duration max = std::chrono::seconds(30);           ///< ≥ initial
 };
 
+/// The pool's circuit breaker: how it stops sends from waiting on a server that isn't there.
+///
+/// A connect attempt that finds nobody to talk to (connection refused or reset, host
+/// unreachable, a DNS failure, the connect, greeting, TLS or EHLO timeout, a TLS failure, a
+/// connection lost before the greeting) counts; `failures` of them in a row, with no
+/// connection open, open the breaker: every waiting checkout fails at once with that last
+/// connect error, and new checkouts fail at once with error::circuit_open until `open_for`
+/// has passed. Then the breaker is half-open: checkouts wait again and exactly one connect is
+/// made (the probe); its success closes the breaker and the waiters are served, its failure
+/// (whatever the error) fails them and opens the breaker for another `open_for`. A successful
+/// connect, or one the server answered (a 421 greeting, a 454 to AUTH: a server that replies
+/// is there, and the reconnect backoff deals with it), starts the count again. A refusal for
+/// good (condition::permanent) fails every waiter without the breaker.
+struct breaker_options {
+    /// Consecutive failed connects that open the breaker; 0: never open it. With the default
+    /// max_connections (4) and reconnect backoff, a dead server opens it after two rounds of
+    /// connects: about 2 × the connect (or greeting) timeout + 125-250 ms.
+    unsigned failures = 5;
+    /// How long it stays open before a probe may connect, > 0 when `failures` isn't 0.
+    duration open_for = std::chrono::seconds(10);
+};
+
 /// How many connections a pool keeps, how they are shared, and when they are retired. Checked
 /// by the pool's constructor (error::invalid_pool_options).
 struct pool_options {
@@ -45,6 +67,8 @@ struct pool_options {
     duration checkout_timeout = std::chrono::seconds(60);
     /// Waits between connect attempts after failures.
     backoff_options reconnect{};
+    /// When to stop waiting for a server that doesn't answer (see breaker_options).
+    breaker_options breaker{};
     /// The executor's context is run by one thread only: the pool (and a mailer's provider)
     /// then runs on it directly, without a strand, saving a little CPU per send. Wrong with a
     /// multi-threaded io_context: leave it false there. Debug builds (NDEBUG undefined) check

@@ -52,10 +52,15 @@ std::string code(error_code ec)
         switch (static_cast<error>(ec.value())) {
         case error::checkout_timeout: return "checkout_timeout";
         case error::pool_closed: return "pool_closed";
+        case error::circuit_open: return "circuit_open";
+        case error::connect_timeout: return "connect_timeout";
+        case error::greeting_timeout: return "greeting_timeout";
         default: return ec.message();
         }
     if (ec.category() == smtp::reply_category())
         return std::to_string(ec.value());
+    if (ec == asio::error::connection_refused)
+        return "refused";
     return ec.message();
 }
 
@@ -123,6 +128,10 @@ struct harness {
                 log.push_back("cancel timers");
                 break;
             case action_kind::drained: log.push_back("drained: " + code(a.ec)); break;
+            case action_kind::breaker_open:
+                log.push_back("breaker open until " + at(a.at) + ": " + code(a.ec));
+                break;
+            case action_kind::breaker_close: log.push_back("breaker closed"); break;
             }
         }
         pol.clear_actions();
@@ -214,6 +223,8 @@ void run_steps(harness& h, const std::vector<step>& steps)
 
 const error_code busy = smtp::make_error_code(smtp::reply_code::service_not_available); // 421
 const error_code bad_auth = smtp::make_error_code(smtp::reply_code{535});
+const error_code refused = make_error_code(asio::error::connection_refused);
+const error_code silent = make_error_code(error::greeting_timeout);
 
 // The options of a case, in designated initializers.
 pool_options plain(pool_options o)
@@ -731,5 +742,184 @@ TEST_SUITE("pool policy")
         CHECK(waiters[0].handler == "b");
         CHECK(h.pol.closed());
         CHECK(h.give_back(1) == lines{});
+    }
+
+    TEST_CASE("breaker: which connect failures count")
+    {
+        CHECK(connect_error_trips_breaker(refused));
+        CHECK(connect_error_trips_breaker(silent));
+        CHECK(connect_error_trips_breaker(make_error_code(error::connect_timeout)));
+        CHECK(connect_error_trips_breaker(make_error_code(error::tls_handshake_timeout)));
+        CHECK(connect_error_trips_breaker(make_error_code(error::connection_lost)));
+        CHECK(connect_error_trips_breaker(make_error_code(asio::error::host_unreachable)));
+        CHECK_FALSE(connect_error_trips_breaker(busy));     // the server answered
+        CHECK_FALSE(connect_error_trips_breaker(bad_auth)); // final: fails every waiter anyway
+        CHECK_FALSE(connect_error_trips_breaker(error_code{}));
+    }
+
+    TEST_CASE("breaker: N failures in a row open it; every waiter fails with the last error")
+    {
+        harness h(plain({.max_connections = 2,
+                         .pipeline_depth = 1,
+                         .checkout_timeout = 60s,
+                         .breaker = {.failures = 3, .open_for = 1s}}));
+        run_steps(
+            h, {
+                   {"four wait",
+                    [](harness& h) {
+                        h.acquire("a"), h.acquire("b"), h.acquire("c");
+                        return h.acquire("d");
+                    },
+                    {}},
+                   {"1st refusal: the oldest hears of it",
+                    [](harness& h) { return h.refused(1, refused); },
+                    {"fail a: refused", "arm backoff @125ms"}},
+                   {"2nd", [](harness& h) { return h.refused(2, refused); }, {"fail b: refused"}},
+                   {"backoff over",
+                    [](harness& h) { return h.advance(250ms); },
+                    {"arm backoff @250ms", "open #3", "open #4"}},
+                   {"3rd: the breaker opens, every waiter fails at once",
+                    [](harness& h) { return h.refused(3, silent); },
+                    {"fail c: greeting_timeout", "fail d: greeting_timeout",
+                     "breaker open until @1250ms: greeting_timeout"}},
+                   {"a connect under way fails too: nothing more to do",
+                    [](harness& h) { return h.refused(4, refused); },
+                    {}},
+                   {"a new checkout fails at once",
+                    [](harness& h) { return h.acquire("e"); },
+                    {"fail e: circuit_open"}},
+                   {"and until the open period ends",
+                    [](harness& h) {
+                        h.advance(999ms);
+                        return h.acquire("f");
+                    },
+                    {"fail f: circuit_open"}},
+               });
+        CHECK(h.pol.breaker(h.clock.now()) == pool::breaker_state::open);
+        CHECK(h.pol.trips() == 1);
+        CHECK(h.pol.breaker_failures() == 4);
+        CHECK(h.pol.gauges().waiters == 0);
+        CHECK(h.advance(10s) == lines{}); // nobody waits: no probe, no timer
+        CHECK(h.pol.breaker(h.clock.now()) == pool::breaker_state::half_open);
+    }
+
+    TEST_CASE("breaker: half-open lets exactly one probe through; its success closes it")
+    {
+        harness h(plain({.max_connections = 4,
+                         .pipeline_depth = 1,
+                         .breaker = {.failures = 2, .open_for = 1s}}));
+        h.acquire("a");
+        h.acquire("b");
+        h.refused(1, refused);
+        CHECK(h.refused(2, refused) ==
+              lines{"fail b: refused", "breaker open until @1000ms: refused"});
+        h.advance(1s);
+        run_steps(h, {
+                         {"the first checkout after the open period: one probe",
+                          [](harness& h) { return h.acquire("c"); },
+                          {"open #3"}},
+                         {"others wait behind it, no second connect",
+                          [](harness& h) {
+                              h.acquire("d");
+                              return h.acquire("e");
+                          },
+                          {}},
+                         {"the probe connects: closed, waiters served, more connections",
+                          [](harness& h) { return h.connected(3); },
+                          {"breaker closed", "lend #3 to c", "open #4", "open #5"}},
+                     });
+        CHECK(h.pol.breaker(h.clock.now()) == pool::breaker_state::closed);
+        CHECK(h.pol.breaker_failures() == 0);
+        CHECK(h.acquire("f") == lines{"open #6"}); // closed: checkouts wait again
+    }
+
+    TEST_CASE("breaker: a failed probe reopens it for another period")
+    {
+        harness h(plain({.max_connections = 4,
+                         .pipeline_depth = 1,
+                         .breaker = {.failures = 1, .open_for = 500ms}}));
+        h.acquire("a");
+        CHECK(h.refused(1, refused) ==
+              lines{"fail a: refused", "breaker open until @500ms: refused"});
+        h.advance(500ms);
+        CHECK(h.acquire("b") == lines{"open #2"});
+        h.acquire("c");
+        // Whatever the error, even a reply (the server is there, but not serving).
+        CHECK(h.refused(2, busy) ==
+              lines{"fail b: 421", "fail c: 421", "breaker open until @1000ms: 421"});
+        CHECK(h.pol.trips() == 2);
+        CHECK(h.acquire("d") == lines{"fail d: circuit_open"});
+        h.advance(500ms);
+        CHECK(h.acquire("e") == lines{"open #3"});
+        CHECK(h.connected(3) == lines{"breaker closed", "lend #3 to e"});
+    }
+
+    TEST_CASE("breaker: a success, or a server that answers, starts the count again")
+    {
+        harness h(plain({.max_connections = 1,
+                         .pipeline_depth = 1,
+                         .reconnect = {.initial = 10ms, .max = 10ms},
+                         .breaker = {.failures = 2, .open_for = 1s}}));
+        h.acquire("a");
+        CHECK(h.refused(1, refused) == lines{"fail a: refused"}); // nobody left waiting
+        CHECK(h.pol.breaker_failures() == 1);
+        h.acquire("b");
+        CHECK(h.advance(10ms) == lines{"open #2"});
+        CHECK(h.connected(2) == lines{"lend #2 to b"});
+        CHECK(h.pol.breaker_failures() == 0);
+        h.c(2)->open = false;
+        h.acquire("c");
+        CHECK(h.give_back(2) == lines{"discard #2", "open #3"});
+        CHECK(h.refused(3, refused) == lines{"fail c: refused"}); // 1 again, not 2
+        h.acquire("d");
+        CHECK(h.advance(10ms) == lines{"open #4"});
+        CHECK(h.refused(4, busy) == lines{"fail d: 421"}); // a reply: back to 0
+        CHECK(h.pol.breaker_failures() == 0);
+        h.acquire("e");
+        CHECK(h.advance(10ms) == lines{"open #5"});
+        CHECK(h.refused(5, refused) == lines{"fail e: refused"});
+        h.acquire("f");
+        CHECK(h.advance(10ms) == lines{"open #6"});
+        CHECK(h.refused(6, refused) ==
+              lines{"fail f: refused", "breaker open until @1040ms: refused"});
+    }
+
+    TEST_CASE("breaker: with a connection open it stays closed; failures=0 never opens it")
+    {
+        {
+            harness h(plain({.max_connections = 2,
+                             .pipeline_depth = 1,
+                             .breaker = {.failures = 1, .open_for = 1s}}));
+            h.acquire("a");
+            h.acquire("b");
+            CHECK(h.connected(1) == lines{"lend #1 to a"});
+            CHECK(h.refused(2, refused) == lines{"arm backoff @125ms"}); // b waits for #1
+            CHECK(h.give_back(1) == lines{"lend #1 to b"});
+            CHECK(h.pol.breaker(h.clock.now()) == pool::breaker_state::closed);
+        }
+        {
+            harness h(plain({.max_connections = 1, .breaker = {.failures = 0}}));
+            h.acquire("a");
+            h.acquire("b");
+            CHECK(h.refused(1, refused) == lines{"fail a: refused", "arm backoff @125ms"});
+            for (int n = 2; n < 20; ++n) {
+                h.advance(60s);
+                h.refused(n, refused);
+                h.acquire("x" + std::to_string(n));
+            }
+            CHECK(h.pol.trips() == 0);
+        }
+    }
+
+    TEST_CASE("breaker: an open breaker arms no probe for min_idle before its time")
+    {
+        harness h(plain(
+            {.max_connections = 1, .min_idle = 1, .breaker = {.failures = 1, .open_for = 1s}}));
+        CHECK(h.serve() == lines{"open #1"});
+        CHECK(h.refused(1, refused) ==
+              lines{"breaker open until @1000ms: refused", "arm backoff @1000ms"});
+        CHECK(h.advance(999ms) == lines{});
+        CHECK(h.advance(1ms) == lines{"open #2"}); // the probe
+        CHECK(h.connected(2) == lines{"breaker closed"});
     }
 }
