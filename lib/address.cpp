@@ -7,11 +7,15 @@
 
 #include <mailroom/address.hpp>
 
+#include "detail/base64.hpp"
 #include "detail/utf8.hpp"
 
 #include <arpa/inet.h>
+#include <iconv.h>
 #include <idn2.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cstdlib>
 #include <memory>
 #include <ostream>
@@ -36,6 +40,7 @@ struct token {
     std::string text;  // atom text, unescaped quoted content, literal with brackets, or the special
     bool space_before; // white space or a comment separates it from the previous token
     bool utf8;         // holds octets >= 0x80
+    bool comment_before = false; // a comment is (part of) what separates it
 };
 
 struct failure {
@@ -94,6 +99,7 @@ const failure* lex(std::string_view s, std::vector<token>& out)
         return &bad_utf8;
 
     bool space = false;
+    bool comment = false;
     std::size_t i = 0;
     while (i < s.size()) {
         const auto c = static_cast<unsigned char>(s[i]);
@@ -116,8 +122,9 @@ const failure* lex(std::string_view s, std::vector<token>& out)
             }
             ++i;
             space = true;
+            comment = true;
         } else if (c == '"') {
-            token t{tok::quoted, {}, space, false};
+            token t{tok::quoted, {}, space, false, comment};
             for (++i;; ++i) {
                 if (i >= s.size())
                     return &unterminated_quote;
@@ -130,26 +137,28 @@ const failure* lex(std::string_view s, std::vector<token>& out)
             }
             ++i;
             out.push_back(std::move(t));
-            space = false;
+            space = comment = false;
         } else if (c == '[') {
             const std::size_t end = s.find_first_of("[]\\", i + 1);
             if (end == std::string_view::npos || s[end] != ']')
                 return &unterminated_literal;
-            out.push_back({tok::literal, std::string(s.substr(i, end + 1 - i)), space, false});
+            out.push_back(
+                {tok::literal, std::string(s.substr(i, end + 1 - i)), space, false, comment});
             i = end + 1;
-            space = false;
+            space = comment = false;
         } else if (is_atext(c)) {
-            token t{tok::atom, {}, space, false};
+            token t{tok::atom, {}, space, false, comment};
             while (i < s.size() && is_atext(static_cast<unsigned char>(s[i]))) {
                 t.utf8 |= static_cast<unsigned char>(s[i]) >= 0x80;
                 t.text += s[i++];
             }
             out.push_back(std::move(t));
-            space = false;
+            space = comment = false;
         } else if (c == '<' || c == '>' || c == '@' || c == ',' || c == ':' || c == ';' ||
                    c == '.') {
-            out.push_back({tok::special, std::string(1, static_cast<char>(c)), space, false});
-            space = false;
+            out.push_back(
+                {tok::special, std::string(1, static_cast<char>(c)), space, false, comment});
+            space = comment = false;
             ++i;
         } else {
             return &stray; // ')' ']' '\' outside their context
@@ -344,6 +353,172 @@ const failure* parse_addr_spec(const std::vector<token>& t, std::size_t b, std::
     return nullptr;
 }
 
+// ---- RFC 2047 encoded-words in display names ---------------------------------------------------
+//
+// An atom of the form =?charset?encoding?encoded-text?= (RFC 2047 §2, §5(3)) is decoded to UTF-8.
+// What the decoder doesn't know (another charset, encoding or shape, a bad escape, base64 that
+// isn't canonical) stays literal text, as §6.3 allows a reader. What it decodes but must not
+// keep is an error: text that isn't valid in its charset, or a control character, which no
+// display name may hold (the builder refuses them in names given as text too).
+
+// The charsets decoded, by their RFC 2047 names (case-insensitive): what converter to use, or
+// nothing for a charset left as literal text.
+enum class charset_kind { unknown, utf8, ascii, iconv };
+
+charset_kind classify_charset(std::string_view cs, std::string& iconv_name)
+{
+    std::string lower;
+    for (char c : cs)
+        lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    if (lower == "utf-8")
+        return charset_kind::utf8;
+    if (lower == "us-ascii")
+        return charset_kind::ascii;
+    auto number = [](std::string_view digits, int& n) {
+        if (digits.empty() || digits.size() > 2 || digits.front() == '0')
+            return false;
+        n = 0;
+        for (char c : digits) {
+            if (c < '0' || c > '9')
+                return false;
+            n = n * 10 + (c - '0');
+        }
+        return true;
+    };
+    int n = 0;
+    // ISO-8859-1 to -16 (there is no -12), Windows-1250 to -1258.
+    if (lower.starts_with("iso-8859-") && number(std::string_view(lower).substr(9), n) && n <= 16 &&
+        n != 12) {
+        iconv_name = "ISO-8859-" + std::to_string(n);
+        return charset_kind::iconv;
+    }
+    if (lower.starts_with("windows-125") && lower.size() == 12 && lower[11] >= '0' &&
+        lower[11] <= '8') {
+        iconv_name = "WINDOWS-125" + std::string(1, lower[11]);
+        return charset_kind::iconv;
+    }
+    return charset_kind::unknown;
+}
+
+// glibc's iconv, from a single-byte charset to UTF-8: it is in the C library every build links
+// already, so consumers' pkg-config and CMake files gain no dependency (libunistring's
+// u8_conv_from_encoding would be one more library to find and link, for the same tables). False
+// when an octet has no character in that charset (Windows-1252's 0x81, ...) or the converter is
+// missing.
+bool iconv_to_utf8(const std::string& charset, std::string_view in, std::string& out)
+{
+    iconv_t cd = iconv_open("UTF-8", charset.c_str());
+    if (cd == reinterpret_cast<iconv_t>(-1))
+        return false;
+    out.assign(in.size() * 4 + 4, '\0'); // a single-byte charset's character: at most 3 octets
+    char* src = const_cast<char*>(in.data());
+    std::size_t src_left = in.size();
+    char* dst = out.data();
+    std::size_t dst_left = out.size();
+    const std::size_t r = iconv(cd, &src, &src_left, &dst, &dst_left);
+    const bool ok = r != static_cast<std::size_t>(-1) && src_left == 0 &&
+                    iconv(cd, nullptr, nullptr, &dst, &dst_left) != static_cast<std::size_t>(-1);
+    iconv_close(cd);
+    out.resize(out.size() - dst_left);
+    return ok;
+}
+
+int hex_value(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    return -1;
+}
+
+// RFC 2047 §4.2: '_' is a space, =XX an octet; false for a broken escape.
+bool q_decode(std::string_view in, std::string& out)
+{
+    for (std::size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '_') {
+            out += ' ';
+        } else if (in[i] == '=') {
+            if (i + 2 >= in.size())
+                return false;
+            const int hi = hex_value(in[i + 1]), lo = hex_value(in[i + 2]);
+            if (hi < 0 || lo < 0)
+                return false;
+            out += static_cast<char>(hi * 16 + lo);
+            i += 2;
+        } else {
+            out += in[i];
+        }
+    }
+    return true;
+}
+
+// Decodes `atom` into `out` when it is an encoded-word (`decoded` set); leaves both alone when
+// it is not one. Returns a failure for one whose text is not valid or holds a control.
+const failure* decode_encoded_word(std::string_view atom, std::string& out, bool& decoded)
+{
+    static constexpr failure bad_charset{error::invalid_utf8,
+                                         "an encoded-word is not valid text in its charset"};
+    static constexpr failure ctl{error::control_character,
+                                 "an encoded-word decodes to a control character"};
+    decoded = false;
+    if (atom.size() < 8 || !atom.starts_with("=?") || !atom.ends_with("?="))
+        return nullptr;
+    const std::string_view inner = atom.substr(2, atom.size() - 4);
+    const std::size_t q1 = inner.find('?');
+    if (q1 == std::string_view::npos || q1 + 2 >= inner.size() || inner[q1 + 2] != '?')
+        return nullptr;
+    std::string_view charset = inner.substr(0, q1);
+    const char enc = inner[q1 + 1];
+    const std::string_view text = inner.substr(q1 + 3);
+    if (text.empty() || text.find('?') != std::string_view::npos)
+        return nullptr;
+    charset = charset.substr(0, charset.find('*')); // RFC 2231 §5: charset*language
+    std::string iconv_name;
+    const charset_kind kind = classify_charset(charset, iconv_name);
+    if (kind == charset_kind::unknown)
+        return nullptr;
+    std::string raw;
+    if (enc == 'Q' || enc == 'q') {
+        if (!q_decode(text, raw))
+            return nullptr;
+    } else if (enc == 'B' || enc == 'b') {
+        auto b = detail::base64_decode(text);
+        if (!b)
+            return nullptr;
+        raw = std::move(*b);
+    } else {
+        return nullptr;
+    }
+    std::string utf8;
+    switch (kind) {
+    case charset_kind::utf8:
+        if (!is_valid_utf8(raw))
+            return &bad_charset;
+        utf8 = std::move(raw);
+        break;
+    case charset_kind::ascii:
+        if (std::any_of(raw.begin(), raw.end(),
+                        [](char c) { return static_cast<unsigned char>(c) >= 0x80; }))
+            return &bad_charset;
+        utf8 = std::move(raw);
+        break;
+    default:
+        if (!iconv_to_utf8(iconv_name, raw, utf8))
+            return &bad_charset;
+        break;
+    }
+    // C0 (TAB, CR, LF, NUL, ...), DEL and C1: a name with them would smuggle line breaks or
+    // terminal escapes to whoever shows it.
+    if (detail::has_control(utf8))
+        return &ctl;
+    out += utf8;
+    decoded = true;
+    return nullptr;
+}
+
 template <class T> result<T> fail(const failure* f, diagnostics& diag)
 {
     diag.detail = f->why;
@@ -434,16 +609,27 @@ result<mailbox> mailbox::parse(std::string_view text, diagnostics& diag)
             inner.front().space_before = false;
         if (auto f = parse_addr_spec(inner, 0, inner.size(), p))
             return fail<mailbox>(f, diag);
-        // Display name: words (atoms, quoted strings) and the dots of "John Q. Public".
+        // Display name: words (atoms, quoted strings) and the dots of "John Q. Public". An atom
+        // may be an encoded-word (RFC 2047 §5(1)); inside a quoted string "=?...?=" is text.
+        bool after_word = false; // the token before was a decoded encoded-word
         for (std::size_t i = 0; i < open; ++i) {
             const token& t = toks[i];
             if (t.kind == tok::special && !is_special(t, '.'))
                 return fail<mailbox>(&bad_name, diag);
             if (t.kind == tok::literal)
                 return fail<mailbox>(&bad_name, diag);
-            if (i > 0 && t.space_before)
+            std::string word;
+            bool is_word = false;
+            if (t.kind == tok::atom)
+                if (auto f = decode_encoded_word(t.text, word, is_word))
+                    return fail<mailbox>(f, diag);
+            // RFC 2047 §6.2: white space between two encoded-words is not shown; a comment
+            // between them is not white space, so it still separates them.
+            const bool joined = is_word && after_word && !t.comment_before;
+            if (i > 0 && t.space_before && !joined)
                 name += ' ';
-            name += t.text;
+            name += is_word ? word : t.text;
+            after_word = is_word;
         }
     }
     mailroom::address a;

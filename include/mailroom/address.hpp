@@ -66,6 +66,14 @@ private:
 /// re-encoded on output), UTF-8 names, and comments around the parts
 /// (`alice@example.com (Alice)`). One mailbox only: a list or a group is an error.
 ///
+/// RFC 2047 encoded-words among the display name's words are decoded to UTF-8: Q and B
+/// encodings, charsets UTF-8, US-ASCII, ISO-8859-1 to -16 and Windows-1250 to -1258 (case-
+/// insensitive, an RFC 2231 `*language` ignored); white space between two encoded-words is
+/// dropped (RFC 2047 §6.2). Text that is not a well-formed encoded-word in one of those charsets,
+/// or sits in a quoted string, stays as written. A word that decodes to a control character
+/// (C0, DEL, C1) is error::control_character; one whose text is not valid in its charset (a
+/// character split between two words included) is error::invalid_utf8.
+///
 /// Thread safety: a value type; distinct objects are independent, const access is safe.
 class MAILROOM_API mailbox {
 public:

@@ -351,6 +351,53 @@ def _():
     from_roundtrip(quote_phrase(name) + " <bob@example.com>", name, "bob", "example.com")
 
 
+def python_display_name(mailbox_text):
+    """The display name Python's own RFC 2047 decoder reads in `mailbox_text` (see addresses)."""
+    if PYTHON_GH128110:
+        mailbox_text = _EW_GAP.sub(r"\1", mailbox_text)
+    return POLICY.header_factory("From", mailbox_text).addresses[0].display_name
+
+
+@case("display-name-encoded-words-decoded")
+def _():
+    # An encoded-word in a display name given as text is decoded (RFC 2047 §5(3), §6.2) and
+    # written afresh: what a reader sees is what Python's own decoder makes of the input.
+    eq(python_display_name("=?utf-8?q?J=C3=B6rg?= <j@example.com>"), "J\u00f6rg",
+       "Python's reading of README's example")
+    for text in ("=?utf-8?q?J=C3=B6rg?=",
+                 "=?UTF-8?B?SsO2cmcg8J+YgA==?=",
+                 "=?iso-8859-1?q?J=F6rg_M=FCller?=",
+                 "=?ISO-8859-2?Q?=A3=F3d=BC?=",
+                 "=?iso-8859-15?q?=A4uro?=",
+                 "=?windows-1252?q?=80_=96_=93quoted=94?=",
+                 "=?Windows-1251?Q?=CF=F0=E8=E2=E5=F2?=",
+                 "=?utf-8?q?Gr=C3=B6?= =?utf-8?q?=C3=9Fe?=",
+                 "=?utf-8?q?a?=   =?iso-8859-1?q?=E9?= =?utf-8?b?Yw==?=",
+                 "Dr. =?utf-8?q?J=C3=B6rg?= Smith",
+                 "=?utf-8?q?Doe=2C_Jane_=22JJ=22_=5C_=28x=29?=",
+                 "=?utf-8?q?=3D=3Futf-8=3Fq=3FBob=3D40evil=3F=3D?= Mallory"):
+        mailbox_text = text + " <j@example.com>"
+        want = python_display_name(mailbox_text)
+        check(want != text, "Python did not decode %r" % text)
+        from_roundtrip(mailbox_text, want, "j", "example.com")
+
+
+@case("display-name-malformed-encoded-words-literal")
+def _():
+    # What is not a well-formed encoded-word in a charset the tool knows stays text, as typed.
+    for text in ("=?utf-8?q?J=C3=Grg?=", "=?koi8-r?q?abc?=", "=?utf-8?b?SsO2cmc?=",
+                 "=?utf-8?x?abc?=", "x=?utf-8?q?J?="):
+        from_roundtrip(text + " <j@example.com>", text, "j", "example.com")
+
+
+@case("error-encoded-word-control-or-bad-text")
+def _():
+    for name in ("=?utf-8?q?Eve=0D=0ABcc=3A_x=40example=2Ecom?=", "=?utf-8?q?a=00b?=",
+                 "=?iso-8859-1?q?a=85b?=", "=?utf-8?q?=C3?=", "=?windows-1252?q?=81?="):
+        expect_error(["--from", name + " <eve@example.com>", "--to", TO, "--text", "x"], 65,
+                     ["--from"])
+
+
 @case("display-name-double-space")
 def _():
     name = "Anna  Lena   Schmidt"
