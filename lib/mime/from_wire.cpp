@@ -4,9 +4,11 @@
 
 #include "encoding.hpp"
 #include "message_data.hpp"
+#include "recipient_list.hpp"
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <optional>
 #include <vector>
 
@@ -81,17 +83,65 @@ bool has_8bit(std::string_view s)
 
 // What a message's header section says, and its fields without the Bcc ones.
 struct head_info {
+    explicit head_info(std::size_t max_recipients)
+        : rcpts(max_recipients)
+    {
+    }
     std::string kept;
     std::optional<address> from, sender;
-    std::vector<address> rcpts;
+    detail::recipient_list rcpts;
     std::string message_id;
     bool header_8bit = false;
 };
+
+// RFC 5322 §2.2: a field name is printable US-ASCII other than ':'.
+bool is_ftext(char c)
+{
+    return c >= 33 && c <= 126 && c != ':';
+}
+
+// A field's name as readers take it: the text before the first ':', unfolded, with the white
+// space before the colon dropped (RFC 5322 §4.5.8, obs-optional: `field-name *WSP ":"`; a fold
+// there too, since some readers unfold first). Empty when the field has no valid name.
+std::string field_name(std::string_view field)
+{
+    const auto colon = field.find(':');
+    if (colon == std::string_view::npos)
+        return {};
+    std::string name;
+    for (const char c : field.substr(0, colon))
+        if (c != '\r' && c != '\n')
+            name += c;
+    name.erase(name.find_last_not_of(" \t") + 1);
+    if (name.empty() || !std::all_of(name.begin(), name.end(), is_ftext))
+        return {};
+    return name;
+}
+
+// A control character in a header field: any C0 octet but HTAB, and DEL. The field's CR and LF
+// are its line breaks (every one a CRLF, as to_crlf_lines made them) and are not counted.
+std::optional<unsigned char> control_in(std::string_view field)
+{
+    for (const char ch : field) {
+        const auto c = static_cast<unsigned char>(ch);
+        if ((c < 0x20 && c != '\t' && c != '\r' && c != '\n') || c == 0x7F)
+            return c;
+    }
+    return std::nullopt;
+}
 
 // Reads the header fields of `head` (CRLF lines, each field with its continuation lines).
 error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
 {
     h.kept.reserve(head.size());
+    // RFC 5322 §2.2.3: a line starting with white space continues the field above it. On the
+    // first line there is none: a field with no name, which readers either join to nothing or
+    // take as the start of the body. It is refused rather than guessed at.
+    if (!head.empty() && (head[0] == ' ' || head[0] == '\t')) {
+        diag = {"header", "the header section starts with a continuation line (white space), "
+                          "which belongs to no field"};
+        return make_error_code(mailroom::error::invalid_header_name);
+    }
     std::size_t pos = 0;
     while (pos < head.size()) {
         std::size_t end = pos;
@@ -99,13 +149,23 @@ error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
             end = head.find("\r\n", end) + 2;
         } while (end < head.size() && (head[end] == ' ' || head[end] == '\t'));
         const std::string_view field = head.substr(pos, end - pos);
-        const auto colon = field.find(':');
-        const std::string_view name = field.substr(0, colon == std::string_view::npos ? 0 : colon);
+        // One name for every check below: `Bcc :`, `BCC\t:` and `bcc:` are all Bcc.
+        const std::string name = field_name(field);
+        if (const auto c = control_in(field)) {
+            char hex[8];
+            std::snprintf(hex, sizeof hex, "0x%02X", static_cast<unsigned>(*c));
+            diag = {name.empty() ? std::string("header") : name,
+                    std::string("control character ") + hex + " in a header field"};
+            return make_error_code(mailroom::error::control_character);
+        }
+        if (name.empty()) {
+            diag = {"header", "a header line without a field name of printable ASCII and ':'"};
+            return make_error_code(mailroom::error::invalid_header_name);
+        }
         std::string value;
-        if (colon != std::string_view::npos)
-            for (char c : field.substr(colon + 1))
-                if (c != '\r' && c != '\n')
-                    value += c == '\t' ? ' ' : c;
+        for (char c : field.substr(field.find(':') + 1))
+            if (c != '\r' && c != '\n')
+                value += c == '\t' ? ' ' : c;
         const bool is_bcc = name_is(name, "Bcc");
         if (!is_bcc) {
             h.kept.append(field);
@@ -115,15 +175,18 @@ error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
             for (const std::string& text : split_address_list(value)) {
                 auto m = mailbox::parse(text, diag);
                 if (!m) {
-                    diag.field = std::string(name);
+                    diag.field = name;
                     return static_cast<mailroom::error>(m.error().value());
                 }
                 if (first_only) {
                     (name_is(name, "Sender") ? h.sender : h.from) = m->address();
                     break;
                 }
-                if (std::find(h.rcpts.begin(), h.rcpts.end(), m->address()) == h.rcpts.end())
-                    h.rcpts.push_back(m->address());
+                if (h.rcpts.add(m->address()) == detail::recipient_list::outcome::too_many) {
+                    diag = {name, "more than " + std::to_string(h.rcpts.max()) +
+                                      " recipients (from_wire_options::max_recipients)"};
+                    return mailroom::error::too_many_recipients;
+                }
             }
             return std::nullopt;
         };
@@ -174,7 +237,7 @@ error_code make_envelope(head_info& h, const line_limit& lines, bool body_8bit,
         return make_error_code(mailroom::error::no_recipients);
     }
     env.from = h.sender ? *h.sender : *h.from;
-    env.recipients = std::move(h.rcpts);
+    env.recipients = std::move(h.rcpts).take();
     // UTF-8 in headers is RFC 6532 and needs SMTPUTF8; 8-bit body octets need 8BITMIME.
     env.smtputf8 = h.header_8bit || env.from.needs_smtputf8();
     for (const address& a : env.recipients)
@@ -187,6 +250,12 @@ error_code make_envelope(head_info& h, const line_limit& lines, bool body_8bit,
 
 result<message> message::from_wire(std::string bytes, diagnostics& diag)
 {
+    return from_wire(std::move(bytes), diag, {});
+}
+
+result<message> message::from_wire(std::string bytes, diagnostics& diag,
+                                   const from_wire_options& opts)
+{
     diag.clear();
     std::string wire = detail::to_crlf_lines(bytes);
     const std::size_t header_end = [&] {
@@ -196,7 +265,7 @@ result<message> message::from_wire(std::string bytes, diagnostics& diag)
         return p == std::string::npos ? wire.size() : p + 2;
     }();
 
-    head_info h;
+    head_info h(opts.max_recipients);
     if (auto ec = parse_head(std::string_view(wire).substr(0, header_end), h, diag))
         return ec;
     const std::string_view body = std::string_view(wire).substr(header_end);
@@ -213,11 +282,18 @@ result<message> message::from_wire(std::string bytes, diagnostics& diag)
 
 result<message> message::from_wire_file(const std::filesystem::path& path, diagnostics& diag)
 {
-    return detail::from_wire_file(path, diag, {});
+    return detail::from_wire_file(path, diag, {}, {});
+}
+
+result<message> message::from_wire_file(const std::filesystem::path& path, diagnostics& diag,
+                                        const from_wire_options& opts)
+{
+    return detail::from_wire_file(path, diag, {}, opts);
 }
 
 result<message> detail::from_wire_file(const std::filesystem::path& path, diagnostics& diag,
-                                       const wire_file_limits& limits)
+                                       const wire_file_limits& limits,
+                                       const from_wire_options& opts)
 {
     diag.clear();
     auto unreadable = [&] {
@@ -233,7 +309,7 @@ result<message> detail::from_wire_file(const std::filesystem::path& path, diagno
         const std::string_view all = file.read(0, static_cast<std::size_t>(size), ec);
         if (ec)
             return unreadable();
-        return message::from_wire(std::string(all), diag);
+        return message::from_wire(std::string(all), diag, opts);
     };
     if (size <= limits.whole)
         return whole();
@@ -273,7 +349,7 @@ result<message> detail::from_wire_file(const std::filesystem::path& path, diagno
     if (!body_start && !head.ends_with("\r\n"))
         head += "\r\n"; // as to_crlf_lines ends the text
 
-    head_info h;
+    head_info h(opts.max_recipients);
     if (auto e = parse_head(head, h, diag))
         return e;
     line_limit lines;

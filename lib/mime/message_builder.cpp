@@ -6,6 +6,7 @@
 #include "header.hpp"
 #include "message_data.hpp"
 #include "random.hpp"
+#include "recipient_list.hpp"
 
 #include "detail/base64.hpp"
 #include "detail/utf8.hpp"
@@ -145,6 +146,11 @@ message_builder& message_builder::inline_file(std::string content_id, std::files
 message_builder& message_builder::mode(transfer_mode m)
 {
     mode_ = m;
+    return *this;
+}
+message_builder& message_builder::max_recipients(std::size_t n)
+{
+    max_recipients_ = n;
     return *this;
 }
 
@@ -581,11 +587,17 @@ result<message> message_builder::build(diagnostics& diag) const
     } else {
         env.from = sender ? sender->address() : from.address();
     }
-    for (const auto* list : {&to, &cc, &bcc})
-        for (const mailbox& m : *list)
-            if (std::find(env.recipients.begin(), env.recipients.end(), m.address()) ==
-                env.recipients.end())
-                env.recipients.push_back(m.address());
+    {
+        // Each recipient once, found by hashing: linear in the list, however long.
+        recipient_list rcpts(max_recipients_);
+        for (const auto* list : {&to, &cc, &bcc})
+            for (const mailbox& m : *list)
+                if (rcpts.add(m.address()) == recipient_list::outcome::too_many)
+                    return fail({error::too_many_recipients, "recipients",
+                                 "more than " + std::to_string(max_recipients_) +
+                                     " recipients (message_builder::max_recipients)"});
+        env.recipients = std::move(rcpts).take();
+    }
     auto utf8 = [](const mailbox& m) {
         return m.address().needs_smtputf8();
     };

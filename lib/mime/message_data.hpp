@@ -58,7 +58,7 @@ struct wire_file_limits {
 };
 /// message::from_wire_file with other limits (for tests).
 result<message> from_wire_file(const std::filesystem::path& path, diagnostics& diag,
-                               const wire_file_limits& limits);
+                               const wire_file_limits& limits, const from_wire_options& opts = {});
 
 /// Line breaks made CRLF a piece at a time: the pieces' outputs joined, then finish(), equal
 /// to_crlf_lines() of the pieces joined (every CRLF, bare LF and bare CR becomes CRLF; a CRLF

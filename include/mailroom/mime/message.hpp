@@ -4,6 +4,7 @@
 #include <mailroom/envelope.hpp>
 #include <mailroom/error.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -17,6 +18,20 @@ namespace detail {
 struct message_data;
 class reader_state;
 } // namespace detail
+
+/// The most distinct recipients (To, Cc and Bcc together) a message may have unless the caller
+/// says otherwise: message_builder::max_recipients, from_wire_options::max_recipients. RFC 5321
+/// §4.5.3.1.8 asks servers for at least 100 per transaction and Postfix accepts 1 000 by
+/// default; 10 000 leaves room for large lists while a runaway or hostile list (a 1 MiB To:
+/// field holds some 40 000 addresses) is refused before anything is sent.
+inline constexpr std::size_t default_max_recipients = 10000;
+
+/// Options for message::from_wire and message::from_wire_file.
+struct from_wire_options {
+    /// The most distinct recipients taken from To, Cc and Bcc; one more is
+    /// error::too_many_recipients. `SIZE_MAX` for no cap.
+    std::size_t max_recipients = default_max_recipients;
+};
 
 /// A message in wire form (RFC 5322, CRLF line ends, no line over 998 octets), with its
 /// envelope. Made by message_builder::build() or from pre-built bytes with message::from_bytes.
@@ -33,10 +48,23 @@ public:
 
     /// A message read from its wire form, such as an .eml file, with the envelope taken from
     /// its headers as `sendmail -t` does: MAIL FROM from Sender, else From; recipients from To,
-    /// Cc and Bcc (groups included). Line ends become CRLF, and Bcc fields are removed so they
-    /// never reach the recipients. SMTPUTF8 is flagged for UTF-8 addresses or headers, 8BITMIME
-    /// for 8-bit body octets. Errors (diag.field names the header): error::missing_from,
-    /// error::no_recipients, the address errors, error::line_too_long (a line over 998 octets).
+    /// Cc and Bcc (groups included), each once, in the order the fields give them. Line ends become
+    /// CRLF, and Bcc fields are removed so they never reach the recipients. SMTPUTF8 is flagged for
+    /// UTF-8 addresses or headers, 8BITMIME for 8-bit body octets.
+    ///
+    /// Field names are read as RFC 5322 §3.6.8 and its obsolete syntax (§4.5.8) have them:
+    /// case-insensitive, with any white space (even folded) between the name and the colon
+    /// ignored, so `Bcc :` and `BCC<TAB>:` are Bcc fields like `Bcc:`.
+    ///
+    /// Errors (diag.field names the header): error::missing_from, error::no_recipients, the
+    /// address errors, error::line_too_long (a line over 998 octets), error::control_character
+    /// (NUL or another control character in a header field; TAB is allowed),
+    /// error::invalid_header_name (a header line with no ':', a field name that is not printable
+    /// ASCII, or a first line that starts with white space, a continuation of no field),
+    /// error::too_many_recipients (more than `opts.max_recipients`). On error nothing is made.
+    static result<message> from_wire(std::string bytes, diagnostics& diag,
+                                     const from_wire_options& opts);
+    /// from_wire with the default options.
     static result<message> from_wire(std::string bytes, diagnostics& diag);
 
     /// from_wire for a message in a file, such as an .eml file, without holding the file in
@@ -50,6 +78,9 @@ public:
     /// error::file_unreadable (diag.detail names the file) when it can't be opened or read.
     /// Writing the message later: error::file_unreadable, error::file_changed (the file's size,
     /// or the size its body comes to on the wire, is not what it was).
+    static result<message> from_wire_file(const std::filesystem::path& path, diagnostics& diag,
+                                          const from_wire_options& opts);
+    /// from_wire_file with the default options.
     static result<message> from_wire_file(const std::filesystem::path& path, diagnostics& diag);
 
     /// The same content with another envelope.

@@ -5,6 +5,7 @@
 #include <mailroom/mime/message.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -111,13 +112,17 @@ public:
 
     /// How 8-bit text may travel. Default: transfer_mode::seven_bit.
     message_builder& mode(transfer_mode m);
+    /// The most distinct recipients (To, Cc and Bcc together); build() refuses more with
+    /// error::too_many_recipients. Default: default_max_recipients (10 000); `SIZE_MAX` for no
+    /// cap.
+    message_builder& max_recipients(std::size_t n);
 
     /// Validates everything and lays the message out. Errors (diag.field names the field):
     /// error::missing_from, error::no_recipients, error::invalid_address and the other address
     /// errors, error::control_character, error::invalid_utf8, error::invalid_header_name,
     /// error::reserved_header, error::invalid_message_id, error::invalid_content_id,
     /// error::invalid_uri, error::invalid_filename, error::invalid_content_type,
-    /// error::file_unreadable.
+    /// error::file_unreadable, error::too_many_recipients.
     result<message> build(diagnostics& diag) const;
     /// As above; throws boost::system::system_error carrying the diagnostics on failure.
     message build_or_throw() const;
@@ -140,6 +145,7 @@ private:
     };
     std::vector<stored_attachment> attachments_;
     transfer_mode mode_ = transfer_mode::seven_bit;
+    std::size_t max_recipients_ = default_max_recipients;
 };
 
 /// The media type for a file name's extension (`report.pdf` → `application/pdf`);
