@@ -606,7 +606,8 @@ const char* bulk_usage()
         "                         (default 64M); it must be a regular file\n"
         "  --deadline SECONDS     for the whole run: then no more sends start, those waiting\n"
         "                         for a connection or the rate limiter are cancelled (counted\n"
-        "                         not_attempted), those under way get --grace; exit 75\n"
+        "                         not_attempted; failed if an earlier attempt failed), those\n"
+        "                         under way get --grace; exit 75 unless all were delivered\n"
         "  --grace SECONDS        how long sends under way may finish after the first\n"
         "                         SIGINT/SIGTERM or the deadline (default 10); then they are\n"
         "                         cancelled (failed, or unknown if the final dot was written)\n"
@@ -614,9 +615,10 @@ const char* bulk_usage()
         "  --progress WHEN        auto (default: on a terminal) | always | never\n"
         "The summary accounts for every message: delivered, partial, failed, unknown (the final\n"
         "dot was written but no reply came: it may have been delivered) and not_attempted\n"
-        "(never started, or stopped while it waited: nothing of it reached the server); they\n"
-        "add up to --count. SIGINT or SIGTERM stops the run as --deadline does and prints the\n"
-        "summary, exit 130 or 143; a second signal cancels the sends under way at once.\n";
+        "(never started, or stopped while it waited for its first attempt: nothing of it\n"
+        "reached the server); they add up to --count. SIGINT or SIGTERM stops the run as\n"
+        "--deadline does and prints the summary, exit 130 or 143; a second signal cancels the\n"
+        "sends under way at once.\n";
     return text.c_str();
 }
 
