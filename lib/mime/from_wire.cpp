@@ -184,7 +184,7 @@ error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
                 }
                 if (h.rcpts.add(m->address()) == detail::recipient_list::outcome::too_many) {
                     diag = {name, "more than " + std::to_string(h.rcpts.max()) +
-                                      " recipients (from_wire_options::max_recipients)"};
+                                      " distinct recipients, the cap"};
                     return mailroom::error::too_many_recipients;
                 }
             }

@@ -595,7 +595,7 @@ result<message> message_builder::build(diagnostics& diag) const
                 if (rcpts.add(m.address()) == recipient_list::outcome::too_many)
                     return fail({error::too_many_recipients, "recipients",
                                  "more than " + std::to_string(max_recipients_) +
-                                     " recipients (message_builder::max_recipients)"});
+                                     " distinct recipients, the cap"});
         env.recipients = std::move(rcpts).take();
     }
     auto utf8 = [](const mailbox& m) {

@@ -249,7 +249,7 @@ TEST_SUITE("mime.from_wire")
         CHECK(m.error() == error::too_many_recipients);
         CHECK(m.error() == condition::invalid_input);
         CHECK(d.field == "Bcc");
-        CHECK(d.detail.find("more than 2 recipients") != std::string::npos);
+        CHECK(d.detail.find("more than 2 distinct recipients") != std::string::npos);
 
         // The default: 10 000.
         CHECK(mime::from_wire_options{}.max_recipients == 10000);
