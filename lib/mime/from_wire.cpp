@@ -159,7 +159,13 @@ error_code parse_head(std::string_view head, head_info& h, diagnostics& diag)
             return make_error_code(mailroom::error::control_character);
         }
         if (name.empty()) {
-            diag = {"header", "a header line without a field name of printable ASCII and ':'"};
+            // The line's start, so the user can find it (an mbox "From " line, say); only
+            // printable ASCII is echoed.
+            std::string start;
+            for (const char c : field.substr(0, std::min<std::size_t>(field.find('\r'), 40)))
+                start += c >= 0x20 && c < 0x7F ? c : '?';
+            diag = {"header", "a header line without a field name of printable ASCII and ':': '" +
+                                  start + "'"};
             return make_error_code(mailroom::error::invalid_header_name);
         }
         std::string value;

@@ -177,7 +177,10 @@ TEST_SUITE("mime.from_wire")
                  bad_case{" Bcc: secret@example.com\r\n" + head + "\r\nx\r\n", "continuation"},
                  bad_case{"\tFrom: a@example.com\r\nTo: b@example.org\r\n\r\nx\r\n",
                           "continuation"},
-                 bad_case{head + "no colon here\r\n\r\nx\r\n", "without a field name"},
+                 bad_case{head + "no colon here\r\n\r\nx\r\n", "'no colon here'"},
+                 bad_case{"From sender@example.com Mon Dec  7 17:00:00 2026\r\n" + head +
+                              "\r\nx\r\n",
+                          "'From sender@example.com Mon Dec  7 17:00'"}, // an mbox separator
                  bad_case{head + "B cc: secret@example.com\r\n\r\nx\r\n", "without a field name"},
                  bad_case{head + ": empty name\r\n\r\nx\r\n", "without a field name"},
                  bad_case{head + "Bcc\xc2\xa0: secret@example.com\r\n\r\nx\r\n",
