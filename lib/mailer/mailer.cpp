@@ -24,6 +24,7 @@
 #include <boost/asio/strand.hpp>
 
 #include <atomic>
+#include <map>
 #include <random>
 #include <set>
 #include <unordered_set>
@@ -73,6 +74,7 @@ struct provider_state {
         , name(o.name)
         , pool(strand_, o.server, o.pool)
         , rng(std::random_device{}())
+        , deadline_timer(strand_)
     {
         const auto& l = o.limits;
         if (!l.buckets.empty() || l.max_in_flight != 0)
@@ -88,6 +90,17 @@ struct provider_state {
     // Sends sleeping between attempts (used on the strand only), so close() can wake them.
     std::unordered_set<send_op*> sleeping;
     bool closed = false; // on the strand
+
+    // Sends waiting for the limiter or a connection that their deadline (retry_options) may
+    // stop, by deadline, with one timer for the earliest (on the strand): a waiting send costs
+    // a map node, not a timer.
+    using deadline_map = std::multimap<clock::time_point, send_op*>;
+    deadline_map deadlines;
+    asio::steady_timer deadline_timer;
+    std::optional<clock::time_point> deadline_armed;
+    std::weak_ptr<mailer_impl> owner; // the timer's handler checks the provider is still there
+    void arm_deadlines(clock::time_point at);
+    void deadlines_due();
 
     std::atomic<std::uint64_t> delivered{0}, partial{0}, failed{0}, unknown{0}, retries{0},
         in_progress{0};
@@ -158,7 +171,11 @@ struct send_op : std::enable_shared_from_this<send_op> {
     {
     }
 
-    ~send_op() { p.sleeping.erase(this); }
+    ~send_op()
+    {
+        p.sleeping.erase(this);
+        unwatch();
+    }
 
     std::shared_ptr<mailer_impl> self;
     provider_state& p;
@@ -176,6 +193,9 @@ struct send_op : std::enable_shared_from_this<send_op> {
     limit::permit permit;
     pool::connection conn; // during a transaction
     unsigned failures = 0;
+    error_code last_ec; // the last failed attempt's error, once one was retried
+    provider_state::deadline_map::iterator watching = p.deadlines.end();
+    bool deadline_passed = false; // the deadline timer cancelled the wait under way
     bool cancelled = false;
     bool in_transaction = false;      // an SMTP transaction is under way
     asio::cancellation_signal cancel; // emitted on the strand; reaches the step under way
@@ -196,6 +216,63 @@ struct send_op : std::enable_shared_from_this<send_op> {
                                             asio::bind_executor(p.strand, std::move(f)));
     }
 
+    // When the send's deadline passes; nothing if it never does.
+    std::optional<clock::time_point> deadline() const
+    {
+        if (ro.deadline >= clock::time_point::max() - start)
+            return std::nullopt;
+        return start + ro.deadline;
+    }
+
+    // Bounds the wait about to start by the send's deadline: when it passes, the wait is
+    // cancelled (deadline_passed says why). `other_bound`: the wait ends by itself by then
+    // (the pool's checkout_timeout), so it needs no watching. False: the deadline has passed.
+    bool watch(std::optional<clock::time_point> other_bound = std::nullopt)
+    {
+        const auto d = deadline();
+        if (!d)
+            return true;
+        const auto now = clock::now();
+        if (now >= *d)
+            return false;
+        deadline_passed = false;
+        if (other_bound && *other_bound <= *d)
+            return true;
+        watching = p.deadlines.emplace(*d, this);
+        if (!p.deadline_armed || *d < *p.deadline_armed)
+            p.arm_deadlines(*d);
+        return true;
+    }
+
+    void unwatch()
+    {
+        if (watching == p.deadlines.end())
+            return;
+        p.deadlines.erase(watching);
+        watching = p.deadlines.end();
+        if (p.deadlines.empty() && p.deadline_armed) {
+            // Nothing left to time: the timer would keep the io_context running.
+            p.deadline_armed.reset();
+            p.deadline_timer.cancel();
+        }
+    }
+
+    // The deadline passed while the send waited for `what` (the rate limiter or a
+    // connection). After a failed attempt the report keeps that attempt's error, as when the
+    // deadline stops a retry; otherwise error::send_deadline_exceeded.
+    void deadline_exceeded(const char* what)
+    {
+        permit.cancel(); // nothing reached the server
+        const std::string why =
+            std::string("the send's deadline passed while it waited for ") + what;
+        if (last_ec) {
+            report().diag.detail += " (" + why + ")";
+            return finish(last_ec);
+        }
+        report().diag = {what, why};
+        finish(make_error_code(error::send_deadline_exceeded));
+    }
+
     void attempt()
     {
         if (cancelled)
@@ -210,12 +287,17 @@ struct send_op : std::enable_shared_from_this<send_op> {
             return limiter_failed(ec);
         if (permit)
             return checkout();
+        if (!watch())
+            return deadline_exceeded("the rate limiter");
         step_start = clock::now();
         p.limiter->async_acquire(
             cost, on_strand([op = shared_from_this()](error_code ec, limit::permit pm) {
+                op->unwatch();
                 const auto waited = clock::now() - op->step_start;
                 op->time.limiter += waited;
                 op->p.limiter_wait.record(waited);
+                if (ec == asio::error::operation_aborted && op->deadline_passed && !op->cancelled)
+                    return op->deadline_exceeded("the rate limiter");
                 if (ec)
                     return op->limiter_failed(ec);
                 op->permit = std::move(pm);
@@ -237,16 +319,28 @@ struct send_op : std::enable_shared_from_this<send_op> {
         if (auto conn = p.pool.try_acquire())
             return transact(std::move(conn));
         step_start = clock::now();
-        p.pool.async_acquire(
-            on_strand([op = shared_from_this()](error_code ec, pool::connection conn) {
-                op->time.checkout += clock::now() - op->step_start;
-                if (!ec)
-                    return op->transact(std::move(conn));
-                op->permit.cancel(); // nothing reached the server
-                auto [cec, cdiag] = op->p.pool.last_connect_error();
+        if (!watch(step_start + p.pool.options().checkout_timeout))
+            return deadline_exceeded("a connection");
+        p.pool.async_acquire(on_strand([op = shared_from_this()](error_code ec,
+                                                                 pool::connection conn) {
+            op->unwatch();
+            op->time.checkout += clock::now() - op->step_start;
+            if (!ec)
+                return op->transact(std::move(conn));
+            if (ec == asio::error::operation_aborted && op->deadline_passed && !op->cancelled)
+                return op->deadline_exceeded("a connection");
+            op->permit.cancel(); // nothing reached the server
+            auto [cec, cdiag] = op->p.pool.last_connect_error();
+            if (ec == error::circuit_open)
+                op->report().diag = {
+                    "connection",
+                    "circuit breaker open; the last connect failed: " + cec.message() +
+                        (cdiag.to_string().empty() ? std::string()
+                                                   : " (" + cdiag.to_string() + ")")};
+            else
                 op->report().diag = {"connection", cec == ec ? cdiag.to_string() : ec.message()};
-                op->decide(ec, false);
-            }));
+            op->decide(ec, false);
+        }));
     }
 
     void transact(pool::connection c)
@@ -295,11 +389,25 @@ struct send_op : std::enable_shared_from_this<send_op> {
         ++failures;
         const pool::backoff_options bo{ro.initial_backoff, ro.max_backoff};
         const double unit = std::uniform_real_distribution<double>(0.0, 1.0)(p.rng);
-        const auto delay = pool::detail::backoff_delay(bo, failures, unit);
+        auto delay = pool::detail::backoff_delay(bo, failures, unit);
+        // Retrying into an open circuit breaker would fail at once: wait until it lets a
+        // probe through (every send that waited so gets in line behind that one probe).
+        bool breaker_wait = false;
+        if (!reached_server) {
+            const auto ps = p.pool.snapshot();
+            if (ps.breaker == pool::breaker_state::open &&
+                ps.breaker_half_open_at - clock::now() > delay) {
+                delay = ps.breaker_half_open_at - clock::now();
+                breaker_wait = true;
+            }
+        }
         if (clock::now() + delay - start > ro.deadline) {
-            report().diag.detail += " (the retry deadline would pass)";
+            report().diag.detail += breaker_wait
+                                        ? " (the circuit breaker stays open past the deadline)"
+                                        : " (the retry deadline would pass)";
             return finish(ec);
         }
+        last_ec = ec;
         if (self->log.enabled(log_level::info))
             self->log(log_level::info, "mailer[" + p.name + "] " + m.message_id() + " attempt " +
                                            std::to_string(attempts) + " failed: " + ec.message() +
@@ -409,6 +517,7 @@ mailer::mailer(executor_type ex, mailer_options options)
         try {
             i->providers.push_back(std::make_unique<detail::provider_state>(
                 po.pool.single_threaded ? ex : asio::make_strand(ex), po));
+            i->providers.back()->owner = i;
         } catch (const boost::system::system_error& e) {
             bad_options(e.code(), where + " (" + po.name + "): " + what_arg(e));
         }
@@ -440,6 +549,39 @@ mailer::~mailer()
 {
     close();
 }
+
+namespace detail {
+
+void provider_state::arm_deadlines(clock::time_point at)
+{
+    deadline_armed = at;
+    deadline_timer.expires_at(at);
+    deadline_timer.async_wait(asio::bind_executor(strand, [this, w = owner](error_code ec) {
+        // Cancelled: re-armed, or nothing left to time. The mailer gone: so is `this`.
+        auto keep = w.lock();
+        if (!ec && keep)
+            deadlines_due();
+    }));
+}
+
+void provider_state::deadlines_due()
+{
+    deadline_armed.reset();
+    const auto now = clock::now();
+    while (!deadlines.empty() && deadlines.begin()->first <= now) {
+        send_op* op = deadlines.begin()->second;
+        deadlines.erase(deadlines.begin());
+        op->watching = deadlines.end();
+        op->deadline_passed = true;
+        // The wait under way (limiter or pool) honours any type; it completes later, with
+        // operation_aborted, and deadline_exceeded() says why.
+        op->cancel.emit(asio::cancellation_type::terminal);
+    }
+    if (!deadlines.empty())
+        arm_deadlines(deadlines.begin()->first);
+}
+
+} // namespace detail
 
 void mailer::close() noexcept
 {

@@ -14,6 +14,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/strand.hpp>
 
 #include <doctest/doctest.h>
@@ -104,6 +105,51 @@ asio::awaitable<sent> send(mailer* m, mime::message msg, send_request r = {})
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
 #endif
+
+// A port nobody listens on: bound, then closed, so connects to it are refused.
+std::uint16_t refused_port(asio::io_context& io)
+{
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = a.local_endpoint().port();
+    a.close();
+    return port;
+}
+
+// A provider for a dead server: 200 ms per phase, a quick backoff, and a breaker that opens
+// after two rounds of max_connections failed connects for 300 ms.
+provider_options dead_provider(std::uint16_t port)
+{
+    smtp::client_options o;
+    o.host = "127.0.0.1";
+    o.port = port;
+    o.helo_name = "client.test";
+    o.tls.mode = smtp::tls_mode::none;
+    o.timeouts.cap(200ms);
+    return {.name = "p",
+            .server = o,
+            .pool = {.max_connections = 4,
+                     .checkout_timeout = 60s,
+                     .reconnect = {.initial = 20ms, .max = 100ms},
+                     .breaker = {.failures = 5, .open_for = 300ms}}};
+}
+
+// Sends `msg` n times at once; returns how many ended with each error (by message), once all
+// have ended (or fails the test after `limit`).
+std::map<std::string, int> send_many(asio::io_context& io, mailer& m, const mime::message& msg,
+                                     int n, unsigned& most_attempts, steady::duration limit = 30s)
+{
+    std::map<std::string, int> codes;
+    int done = 0;
+    for (int i = 0; i < n; ++i)
+        m.async_send(msg, [&](error_code ec, send_report rep) {
+            ++codes[ec == asio::error::connection_refused ? "refused" : ec.message()];
+            most_attempts = std::max(most_attempts, rep.attempts);
+            ++done;
+        });
+    test::run_until(
+        io, [&] { return done == n; }, limit);
+    return codes;
+}
 
 std::size_t count_commands(const fake_listener& s, std::string_view prefix)
 {
@@ -802,5 +848,184 @@ TEST_SUITE("pool")
         CHECK(s.sent() == n);
         CHECK(s.providers[0].delivered == n / 2);
         CHECK(s.providers[1].delivered == n / 2);
+    }
+
+    // Issue 12: 5 000 sends to a dead server (refused, or accepting and never greeting) end
+    // within a few per-phase timeouts and open periods, each with a typed error, instead of
+    // hours; once the server is back, sends go through again.
+    TEST_CASE("mailer: 5 000 sends to a refused port all fail fast, each with a typed error")
+    {
+        asio::io_context io;
+        const auto port = refused_port(io);
+        mailer m(io.get_executor(), {.providers = {dead_provider(port)},
+                                     .retry = {.max_attempts = 3,
+                                               .initial_backoff = 10ms,
+                                               .max_backoff = 40ms,
+                                               .deadline = 60s}});
+        constexpr int n = 5000;
+        unsigned most = 0;
+        const auto t0 = steady::now();
+        auto codes = send_many(io, m, message(), n, most, 20s);
+        MESSAGE("5000 sends to a refused port (timeouts 200 ms, breaker 5 / 300 ms, 3 attempts) "
+                "failed in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count(),
+                " ms");
+        // The last attempt met the refusal (its probe or the trip) or the open breaker.
+        CHECK(codes["refused"] + codes[make_error_code(error::circuit_open).message()] == n);
+        CHECK(codes["refused"] > 0);
+        CHECK(most == 3);
+        const auto s = m.snapshot().providers.at(0);
+        CHECK(s.failed == n);
+        CHECK(s.in_progress == 0);
+        // Two rounds of four connects, then one probe per open period a retry waited for.
+        CHECK(s.pool.connect_failures >= 5);
+        CHECK(s.pool.connect_failures <= 12);
+        CHECK(s.pool.breaker_trips >= 2);
+        CHECK(s.pool.breaker == pool::breaker_state::open);
+    }
+
+    TEST_CASE("mailer: 5 000 sends to a server that never greets fail fast; it comes back")
+    {
+        asio::io_context io;
+        std::atomic<bool> up{false};
+        fake_listener srv(io, [&](std::size_t) { return up ? sink() : script().hang(); });
+        mailer m(io.get_executor(), {.providers = {dead_provider(srv.port())},
+                                     .retry = {.max_attempts = 3,
+                                               .initial_backoff = 10ms,
+                                               .max_backoff = 40ms,
+                                               .deadline = 60s}});
+        constexpr int n = 5000;
+        unsigned most = 0;
+        const auto t0 = steady::now();
+        auto codes = send_many(io, m, message(), n, most, 20s);
+        MESSAGE("5000 sends to a silent server (timeouts 200 ms, breaker 5 / 300 ms, 3 "
+                "attempts) failed in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count(),
+                " ms");
+        const auto timeout = make_error_code(error::greeting_timeout).message();
+        CHECK(codes[timeout] + codes[make_error_code(error::circuit_open).message()] == n);
+        CHECK(codes[timeout] > 0);
+        CHECK(srv.accepted() <= 12);
+        CHECK(srv.total_accepted() == 0);
+        CHECK(m.snapshot().providers.at(0).failed == n);
+
+        // Back: once the open period is over, the probe finds it and sends go through.
+        up = true;
+        test::settle(io, 320ms);
+        most = 0;
+        codes = send_many(io, m, message(), 100, most);
+        CHECK(codes == std::map<std::string, int>{{error_code{}.message(), 100}});
+        CHECK(srv.total_accepted() == 100);
+        const auto s = m.snapshot().providers.at(0);
+        CHECK(s.delivered == 100);
+        CHECK(s.pool.breaker == pool::breaker_state::closed);
+    }
+
+    TEST_CASE("mailer: a retry waits for the breaker's probe; past the deadline it isn't made")
+    {
+        SUBCASE("within the deadline: each attempt after the first is a half-open probe")
+        {
+            asio::io_context io;
+            auto p = dead_provider(refused_port(io));
+            p.pool.breaker = {.failures = 1, .open_for = 100ms};
+            mailer m(io.get_executor(), {.providers = {p}, .retry = fast_retry(3)});
+            auto [ec, rep] = run_coro(io, send(&m, message()));
+            CHECK(ec == asio::error::connection_refused);
+            CHECK(rep.attempts == 3);
+            const auto s = m.snapshot().providers.at(0);
+            // Retried at once, attempts 2 and 3 would have met circuit_open with no connect.
+            CHECK(s.pool.connect_failures == 3);
+            CHECK(s.pool.breaker_trips == 3);
+            CHECK(s.retries == 2);
+        }
+        SUBCASE("the open period ends after the deadline: no retry")
+        {
+            asio::io_context io;
+            auto p = dead_provider(refused_port(io));
+            p.pool.breaker = {.failures = 1, .open_for = 10s};
+            mailer m(io.get_executor(), {.providers = {p}, .retry = fast_retry(3)});
+            retry_options r = fast_retry(3);
+            r.deadline = 1s;
+            auto [ec, rep] = run_coro(io, send(&m, message(), {.retry = r}));
+            CHECK(ec == asio::error::connection_refused);
+            CHECK(rep.attempts == 1);
+            CHECK(rep.delivery.diag.detail.find("circuit breaker stays open") != std::string::npos);
+            // A new send meets the open breaker, with the connect error in its diagnostics.
+            auto [ec2, rep2] = run_coro(io, send(&m, message(), {.retry = r}));
+            CHECK(ec2 == error::circuit_open);
+            CHECK(ec2 == condition::transient);
+            CHECK(rep2.attempts == 1);
+            CHECK(rep2.delivery.diag.detail.find(
+                      make_error_code(asio::error::connection_refused).message()) !=
+                  std::string::npos);
+            CHECK(m.snapshot().providers.at(0).pool.connect_failures == 1);
+        }
+    }
+
+    TEST_CASE("mailer: the deadline bounds the wait for a connection")
+    {
+        asio::io_context io;
+        // The one connection is held by a slow send (its final dot answered after 2 s).
+        fake_listener srv(io, first_connection({{.command = ".", .delay = 2s}}));
+        auto p = provider("p", srv);
+        p.pool.max_connections = 1;
+        p.pool.pipeline_depth = 1;
+        mailer m(io.get_executor(), {.providers = {p}, .retry = fast_retry()});
+        const auto slow = message();
+        bool slow_done = false;
+        m.async_send(slow, [&](error_code, send_report) { slow_done = true; });
+        test::run_until(io, [&] { return srv.data_count(slow.message_id()) == 1; });
+        retry_options r = fast_retry();
+        r.deadline = 200ms;
+        const auto msg = message();
+        auto [ec, rep] = run_coro(io, send(&m, msg, {.retry = r}));
+        CHECK(ec == error::send_deadline_exceeded);
+        CHECK(ec == condition::timeout);
+        CHECK(rep.attempts == 1);
+        CHECK(rep.delivery.diag.to_string().find("connection") != std::string::npos);
+        CHECK_FALSE(slow_done); // it ended before the connection came back
+        test::run_until(io, [&] { return slow_done; });
+        CHECK(srv.data_count(msg.message_id()) == 0);
+        CHECK(m.snapshot().providers.at(0).failed == 1);
+    }
+
+    TEST_CASE("mailer: the deadline bounds the wait for the rate limiter")
+    {
+        SUBCASE("first attempt: send_deadline_exceeded")
+        {
+            asio::io_context io;
+            fake_listener srv(io, [](std::size_t) { return sink(); });
+            auto p = provider("p", srv);
+            p.limits = {.buckets = {{.rate = 1, .burst = 1}}}; // the next token in 1 s
+            mailer m(io.get_executor(), {.providers = {p}, .retry = fast_retry()});
+            auto [ec0, rep0] = run_coro(io, send(&m, message()));
+            REQUIRE(!ec0);
+            retry_options r = fast_retry();
+            r.deadline = 200ms;
+            const auto msg = message();
+            auto [ec, rep] = run_coro(io, send(&m, msg, {.retry = r}));
+            CHECK(ec == error::send_deadline_exceeded);
+            CHECK(rep.delivery.diag.to_string().find("rate limiter") != std::string::npos);
+            CHECK(srv.data_count(msg.message_id()) == 0);
+            CHECK(m.snapshot().providers.at(0).limiter->waiters == 0);
+        }
+        SUBCASE("after a failed attempt: that attempt's error, the diagnostics saying why")
+        {
+            asio::io_context io;
+            fake_listener srv(
+                io, first_connection({{.command = "MAIL", .reply = "451 4.3.0 not now"}}));
+            auto p = provider("p", srv);
+            p.limits = {.buckets = {{.rate = 1, .burst = 1}}};
+            mailer m(io.get_executor(), {.providers = {p}, .retry = fast_retry()});
+            retry_options r = fast_retry();
+            r.deadline = 300ms;
+            const auto msg = message();
+            auto [ec, rep] = run_coro(io, send(&m, msg, {.retry = r}));
+            CHECK(ec == smtp::reply_code::local_error);
+            CHECK(rep.attempts == 2);
+            CHECK(rep.delivery.diag.detail.find("deadline passed while it waited for the rate "
+                                                "limiter") != std::string::npos);
+            CHECK(srv.accepted_count(msg.message_id()) == 0);
+        }
     }
 }

@@ -14,6 +14,9 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/write.hpp>
 
 #include <doctest/doctest.h>
 
@@ -124,6 +127,66 @@ int times(const std::map<std::string, int>& seen, const std::string& id)
     auto it = seen.find(id);
     return it == seen.end() ? 0 : it->second;
 }
+
+// A port nobody listens on: bound, then closed, so connects to it are refused.
+std::uint16_t refused_port(asio::io_context& io)
+{
+    asio::ip::tcp::acceptor a(io, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto port = a.local_endpoint().port();
+    a.close();
+    return port;
+}
+
+using tcp_socket = std::shared_ptr<asio::ip::tcp::socket>;
+
+asio::awaitable<void> copy_bytes(tcp_socket from, tcp_socket to)
+{
+    std::array<char, 4096> buf;
+    for (;;) {
+        auto [ec, n] = co_await from->async_read_some(asio::buffer(buf), use_tuple);
+        if (ec)
+            break;
+        auto [wec, w] = co_await asio::async_write(*to, asio::buffer(buf.data(), n), use_tuple);
+        if (wec)
+            break;
+    }
+    error_code ignored;
+    from->close(ignored);
+    to->close(ignored);
+}
+
+asio::awaitable<void> forward_each(asio::ip::tcp::acceptor* acc, std::uint16_t to)
+{
+    for (;;) {
+        auto [ec, s] = co_await acc->async_accept(use_tuple);
+        if (ec)
+            co_return;
+        auto client = std::make_shared<asio::ip::tcp::socket>(std::move(s));
+        auto server = std::make_shared<asio::ip::tcp::socket>(client->get_executor());
+        auto [cec] =
+            co_await server->async_connect({asio::ip::make_address("127.0.0.1"), to}, use_tuple);
+        if (cec)
+            continue;
+        asio::co_spawn(client->get_executor(), copy_bytes(client, server), asio::detached);
+        asio::co_spawn(client->get_executor(), copy_bytes(server, client), asio::detached);
+    }
+}
+
+// The server at a refused port comes back: `port` listens again, and each connection is
+// forwarded to `to` (a fake_listener).
+struct forwarder {
+    forwarder(asio::io_context& io, std::uint16_t port, std::uint16_t to)
+        : acc(io)
+    {
+        const asio::ip::tcp::endpoint ep(asio::ip::make_address("127.0.0.1"), port);
+        acc.open(ep.protocol());
+        acc.set_option(asio::socket_base::reuse_address(true));
+        acc.bind(ep);
+        acc.listen();
+        asio::co_spawn(io, forward_each(&acc, to), asio::detached);
+    }
+    asio::ip::tcp::acceptor acc;
+};
 
 std::size_t count_commands(const test::session_log& l, std::string_view prefix)
 {
@@ -803,4 +866,138 @@ TEST_SUITE("pool")
         CHECK(WTERMSIG(single) == SIGABRT);
     }
 #endif
+
+    // Issue 12: a dead server made every checkout wait (the oldest failed at each connect, the
+    // rest up to checkout_timeout). The circuit breaker fails them all once `failures`
+    // connects in a row found nobody, and fails new ones at once until a probe connects.
+    TEST_CASE("circuit breaker: a refused port fails 500 waiting checkouts, then new ones at "
+              "once; the server back on the port closes it after the open period")
+    {
+        asio::io_context io;
+        fake_listener srv(io, [](std::size_t) { return sink(); });
+        const auto port = refused_port(io);
+        auto so = server_options(srv);
+        so.port = port;
+        so.timeouts.cap(200ms);
+        std::vector<std::string> logged;
+        so.log = {.level = log_level::warning, .sink = [&](log_level, std::string_view l) {
+                      logged.emplace_back(l);
+                  }};
+        pool::pool p(io.get_executor(), so,
+                     {.max_connections = 4,
+                      .checkout_timeout = 60s,
+                      .reconnect = {.initial = 20ms, .max = 100ms},
+                      .breaker = {.failures = 5, .open_for = 300ms}});
+        constexpr int n = 500;
+        std::map<std::string, int> codes;
+        int done = 0;
+        const auto t0 = steady::now();
+        for (int i = 0; i < n; ++i)
+            p.async_acquire([&](error_code ec, pool::connection) {
+                ++codes[ec == asio::error::connection_refused ? "refused" : ec.message()];
+                ++done;
+            });
+        test::run_until(io, [&] { return done == n; });
+        MESSAGE("500 checkouts at a refused port failed in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count(),
+                " ms");
+        CHECK(codes == std::map<std::string, int>{{"refused", n}});
+        // The rest of the second round (connects under way when it opened) end too.
+        test::run_until(io, [&] { return p.snapshot().connecting == 0; });
+        auto s = p.snapshot();
+        CHECK(s.breaker == pool::breaker_state::open);
+        CHECK(s.breaker_trips == 1);
+        CHECK(s.consecutive_failures >= 5);
+        CHECK(s.connect_failures >= 5);
+        CHECK(s.connect_failures <= 8); // two rounds of max_connections at most
+        CHECK(s.waiters == 0);
+        CHECK(s.breaker_half_open_at > steady::now());
+
+        // Open: a checkout fails at once, and no connect is made for it.
+        auto [ec, c] = run_coro(io, acquire(&p));
+        CHECK(ec == error::circuit_open);
+        CHECK(p.snapshot().connect_failures == s.connect_failures);
+        CHECK(p.last_connect_error().first == asio::error::connection_refused);
+
+        // The server comes back; after the open period one probe connects and closes it.
+        forwarder fw(io, port, srv.port());
+        test::settle(io, 320ms);
+        CHECK(p.snapshot().breaker == pool::breaker_state::half_open);
+        auto [ec2, rep] = run_coro(io, acquire_and_send(&p, message()));
+        CHECK_MESSAGE(!ec2, ec2.message());
+        s = p.snapshot();
+        CHECK(s.breaker == pool::breaker_state::closed);
+        CHECK(s.consecutive_failures == 0);
+        CHECK(s.breaker_trips == 1);
+        CHECK(srv.total_accepted() == 1);
+        CHECK(std::count_if(logged.begin(), logged.end(), [](const std::string& l) {
+                  return l.find("circuit breaker open") != std::string::npos;
+              }) == 1);
+        CHECK(std::count_if(logged.begin(), logged.end(), [](const std::string& l) {
+                  return l.find("circuit breaker closed") != std::string::npos;
+              }) == 1);
+    }
+
+    TEST_CASE("circuit breaker: a server that accepts and never greets; a failed probe "
+              "reopens it, a good one closes it")
+    {
+        asio::io_context io;
+        // 0-8 never greet (two rounds of four, the first probe); 9 on: a working server.
+        fake_listener srv(io, [](std::size_t k) { return k < 9 ? script().hang() : sink(); });
+        auto so = server_options(srv);
+        so.timeouts.cap(200ms);
+        pool::pool p(io.get_executor(), so,
+                     {.max_connections = 4,
+                      .checkout_timeout = 60s,
+                      .reconnect = {.initial = 20ms, .max = 100ms},
+                      .breaker = {.failures = 5, .open_for = 300ms}});
+        constexpr int n = 500;
+        int timed_out = 0, done = 0;
+        const auto t0 = steady::now();
+        for (int i = 0; i < n; ++i)
+            p.async_acquire([&](error_code ec, pool::connection) {
+                timed_out += ec == error::greeting_timeout;
+                ++done;
+            });
+        test::run_until(io, [&] { return done == n; });
+        MESSAGE("500 checkouts at a silent server (greeting timeout 200 ms) failed in ",
+                std::chrono::duration_cast<std::chrono::milliseconds>(steady::now() - t0).count(),
+                " ms");
+        CHECK(timed_out == n);
+        CHECK(p.snapshot().breaker == pool::breaker_state::open);
+        // The rest of the second round (connects under way when it opened) end too.
+        test::run_until(io, [&] { return p.snapshot().connecting == 0; });
+        CHECK(srv.accepted() == 8);
+
+        // Half-open: one probe (connection 8, silent again) for every waiting checkout.
+        test::settle(io, 320ms);
+        int probe_failed = 0;
+        for (int i = 0; i < 10; ++i)
+            p.async_acquire([&](error_code ec, pool::connection) {
+                probe_failed += ec == error::greeting_timeout;
+            });
+        test::run_until(io, [&] { return probe_failed == 10; });
+        CHECK(srv.accepted() == 9);
+        CHECK(p.snapshot().breaker == pool::breaker_state::open);
+        CHECK(p.snapshot().breaker_trips == 2);
+
+        // The next probe (9) finds a working server.
+        test::settle(io, 320ms);
+        auto [ec, rep] = run_coro(io, acquire_and_send(&p, message()));
+        CHECK_MESSAGE(!ec, ec.message());
+        CHECK(p.snapshot().breaker == pool::breaker_state::closed);
+        CHECK(srv.accepted() == 10);
+        CHECK(srv.total_accepted() == 1);
+    }
+
+    TEST_CASE("circuit breaker: options out of range are refused")
+    {
+        asio::io_context io;
+        smtp::client_options s;
+        s.host = "127.0.0.1";
+        CHECK_THROWS_AS(pool::pool(io.get_executor(), s, {.breaker = {.open_for = 0s}}),
+                        boost::system::system_error);
+        CHECK_NOTHROW(
+            pool::pool(io.get_executor(), s, {.breaker = {.failures = 0, .open_for = 0s}}));
+    }
 }

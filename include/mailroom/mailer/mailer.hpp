@@ -43,6 +43,15 @@ struct mailer_impl;
 /// message, and so its Message-ID, is the same on every attempt. Replies that say "slow down"
 /// or "quota exhausted" also go to the provider's limiter.
 ///
+/// A server that isn't there: the provider's pool opens its circuit breaker
+/// (pool::breaker_options), and the sends waiting for a connection fail at once with the last
+/// connect's error, later ones with error::circuit_open. Such a send is retried (within
+/// max_attempts and the deadline) no sooner than the breaker lets a probe through: the retry
+/// waits for the longer of its backoff and the rest of the open period, and if that would end
+/// past retry_options::deadline the send fails at once with its error, the diagnostics saying
+/// "the circuit breaker stays open past the deadline". Every wait (rate limiter, connection,
+/// backoff) ends by the send's deadline.
+///
 /// Thread safety: every member function may be called from any thread; each provider's work
 /// runs on its own strand (unless its pool_options::single_threaded), so a multi-threaded
 /// io_context is safe and one provider's backlog never holds up another. Handlers run on their
@@ -78,7 +87,9 @@ public:
     /// outcome, and otherwise the last attempt's error: a server reply (smtp::reply_category),
     /// a connection or TLS error, a timeout, the limiter's (error::cost_exceeds_burst,
     /// error::limit_wait_too_long) and the pool's (error::checkout_timeout, a failed
-    /// connect's error), and at once, nothing attempted: error::no_route,
+    /// connect's error, error::circuit_open), error::send_deadline_exceeded (the deadline
+    /// passed while the first attempt waited for the limiter or a connection; once an attempt
+    /// has failed, its error is kept instead), and at once, nothing attempted: error::no_route,
     /// error::unknown_provider, error::pool_closed (after async_shutdown() or close()). When
     /// retry_options::deadline or max_attempts stops the retries, the code is the last
     /// attempt's and the report's diagnostics say so.

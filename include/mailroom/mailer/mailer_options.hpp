@@ -41,7 +41,12 @@ struct retry_options {
     std::chrono::steady_clock::duration initial_backoff = std::chrono::milliseconds(500);
     /// The longest wait between attempts (before jitter), ≥ initial_backoff.
     std::chrono::steady_clock::duration max_backoff = std::chrono::seconds(30);
-    /// No attempt starts after this long from the call (limiter and pool waits included).
+    /// The send's whole budget, from the call. No retry starts whose backoff would end past it,
+    /// and a wait for the rate limiter or for a connection that reaches it is cancelled: the
+    /// send then fails with error::send_deadline_exceeded, or, if an earlier attempt failed,
+    /// with that attempt's error (as when the deadline stops a retry); the report's
+    /// diagnostics say so either way. An SMTP transaction under way is never cut short by it
+    /// (the per-phase timeouts bound it). duration::max(): no deadline.
     std::chrono::steady_clock::duration deadline = std::chrono::minutes(10);
     /// Retry an `unknown` outcome (the reply to the final dot never came): the recipients may
     /// then get the message twice. Off by default (RFC 5321 §4.5.3.2, §6.1); the Message-ID is
