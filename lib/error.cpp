@@ -131,7 +131,10 @@ public:
         case error::data_timeout:
         case error::data_block_timeout:
         case error::data_end_timeout: return make_error_condition(condition::timeout);
-        // Neither side can fix these without a configuration change.
+        // Neither side can fix these without a configuration change. plaintext_auth_refused
+        // is only the caller's own choice (tls_mode::none without allow_plaintext): TLS that
+        // an attacker could have stripped (opportunistic STARTTLS not offered, with
+        // credentials to send) is starttls_unavailable, transient above.
         case error::auth_mechanism_unavailable:
         case error::plaintext_auth_refused:
         case error::size_exceeded:

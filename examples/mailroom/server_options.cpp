@@ -175,12 +175,22 @@ int exit_for(error_code ec, bool during_auth)
     if (!ec)
         return ex_ok;
     if (ec.category() == smtp::reply_category()) {
+        // RFC 4954 §6: 454 to AUTH is a temporary authentication failure, like any 4yz
+        // (RFC 5321 §4.2.1): try again later. Only a 5yz (535, 534, 538, ...) means the
+        // credentials or the mechanism won't do.
+        if (ec.value() / 100 == 4)
+            return ex_tempfail;
         if (during_auth)
             return ex_noperm;
         return ec.value() / 100 == 5 ? ex_unavailable : ex_tempfail;
     }
-    if (is_one_of(ec, {error::plaintext_auth_refused, error::auth_mechanism_unavailable,
-                       error::sasl_bad_challenge, error::sasl_server_error, error::sasl_incomplete,
+    // Credentials kept back because TLS is off (--tls none without --allow-plaintext-auth) is
+    // a transport security failure, as is TLS stripped on the path (--tls opportunistic with
+    // credentials and no STARTTLS: starttls_unavailable, below).
+    if (ec == error::plaintext_auth_refused)
+        return ex_protocol;
+    if (is_one_of(ec, {error::auth_mechanism_unavailable, error::sasl_bad_challenge,
+                       error::sasl_server_error, error::sasl_incomplete,
                        error::scram_server_signature_mismatch, error::invalid_credentials,
                        error::saslprep_unsupported}))
         return ex_noperm;

@@ -421,16 +421,19 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             // A server that closes at once instead of answering QUIT has done what was asked.
             if (ec == error::connection_lost)
                 ec = {};
-            else if (!ec && r.code != 221)
-                ec = fail(name, make_error_code(r), r.to_string());
+            else if (!ec && r.code / 100 != 2)
+                ec = fail(name, detail::unexpected_reply(r), r.to_string());
             close_socket();
         } else if (ec) {
             fail(name, ec);
             broken(ec.message());
-        } else if (r.code != 250) {
-            ec = fail(name, make_error_code(r), r.to_string());
+        } else if (r.code / 100 != 2) {
+            // RFC 5321 §4.2.1: judged by the first digit; a 3yz here is out of step.
+            ec = fail(name, detail::unexpected_reply(r), r.to_string());
             if (r.code == 421)
                 broken("421 from the server");
+            else if (r.code / 100 == 3)
+                broken("a reply out of step with the commands");
         }
         if (o->cancelled)
             ec = asio::error::operation_aborted;

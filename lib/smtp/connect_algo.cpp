@@ -26,7 +26,7 @@ action connect_algo::fail(std::string_view step, error_code ec, std::string deta
 
 action connect_algo::fail_reply(std::string_view step, const reply& r)
 {
-    return fail(step, make_error_code(r), r.to_string());
+    return fail(step, unexpected_reply(r), r.to_string());
 }
 
 // HELO where the server refuses EHLO, and only where TLS isn't required: a server that
@@ -54,7 +54,9 @@ action connect_algo::resume(const io_result& io)
         if (io.ec)
             return fail("greeting", io.ec);
         log_.server_reply(r_);
-        if (r_.code != 220)
+        // RFC 5321 §4.2.1, §4.3.2: every reply is judged by its first digit. 220 is the
+        // greeting; another 2yz still means "go ahead".
+        if (r_.code / 100 != 2)
             return fail_reply("greeting", r_);
 
         // EHLO; after STARTTLS, EHLO again (RFC 3207 §4.2).
@@ -70,7 +72,7 @@ action connect_algo::resume(const io_result& io)
             if (io.ec)
                 return fail("EHLO", io.ec);
             log_.server_reply(r_);
-            if (r_.code == 250) {
+            if (r_.code / 100 == 2) {
                 session_.caps = capabilities::parse(r_);
             } else {
                 if (!may_helo())
@@ -85,7 +87,7 @@ action connect_algo::resume(const io_result& io)
                 if (io.ec)
                     return fail("HELO", io.ec);
                 log_.server_reply(r_);
-                if (r_.code != 250)
+                if (r_.code / 100 != 2)
                     return fail_reply("HELO", r_);
                 session_.caps = capabilities{};
             }
@@ -108,7 +110,10 @@ action connect_algo::resume(const io_result& io)
             if (io.ec)
                 return fail("STARTTLS", io.ec);
             log_.server_reply(r_);
-            if (r_.code != 220) {
+            // A 3yz can't answer STARTTLS: out of step whatever the TLS mode.
+            if (r_.code / 100 == 3)
+                return fail_reply("STARTTLS", r_);
+            if (r_.code / 100 != 2) {
                 if (tls_required)
                     return fail("STARTTLS", make_error_code(error::starttls_unavailable),
                                 r_.to_string());
@@ -199,10 +204,22 @@ error_code connect_algo::start_auth_exchange()
     auto mech = choose_mechanism(session_.caps.auth, creds_, protected_channel, allowed);
     if (!mech) {
         // Say so plainly when the only thing missing is TLS.
-        if (!protected_channel && choose_mechanism(session_.caps.auth, creds_, true, allowed))
+        if (!protected_channel && choose_mechanism(session_.caps.auth, creds_, true, allowed)) {
+            // Opportunistic TLS that didn't happen (STARTTLS not offered, or refused) may be
+            // an attacker on the path stripping it: with credentials to send, TLS was needed,
+            // so this is starttls_unavailable, transient like it (a later attempt, or another
+            // route, may have TLS; bouncing would let the attacker destroy mail). With TLS
+            // turned off (tls_mode::none) it is the configuration that refuses:
+            // plaintext_auth_refused, permanent.
+            if (opts_.tls.mode == tls_mode::opportunistic)
+                return record_failure(diag_, log_, "STARTTLS",
+                                      make_error_code(error::starttls_unavailable),
+                                      "no TLS (STARTTLS not offered or refused), and credentials "
+                                      "are never sent without it");
             return record_failure(diag_, log_, "AUTH",
                                   make_error_code(error::plaintext_auth_refused),
                                   "credentials would be sent without TLS");
+        }
         return record_failure(diag_, log_, "AUTH", mech.error(),
                               "no usable mechanism among the server's");
     }

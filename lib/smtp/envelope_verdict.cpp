@@ -41,13 +41,14 @@ envelope_verdict judge_envelope(const reply& mail, std::span<const recipient_sta
         else if (!worst || cls(rs.response) > cls(*worst))
             worst = &rs.response;
     }
-    v.end_empty_data = data && data->code == 354;
+    // RFC 5321 §4.2.1: a 3yz to DATA, 354 or not, asks for the data.
+    v.end_empty_data = data && cls(*data) == 3;
     v.rset = cls(mail) == 2;
     if (cls(mail) != 2) {
         v.k = kind::refused, v.cause = &mail, v.step = "MAIL FROM";
     } else if (accepted == 0) {
         v.k = kind::refused, v.cause = worst ? worst : &mail, v.step = "RCPT TO";
-    } else if (data && data->code != 354) {
+    } else if (data && cls(*data) != 3) {
         v.k = kind::refused, v.cause = data, v.step = "DATA";
     } else {
         v = {};

@@ -20,7 +20,8 @@ struct envelope_verdict {
     const reply* cause = nullptr;
     /// The command `cause` answered: "MAIL FROM", "RCPT TO" or "DATA".
     const char* step = "";
-    /// DATA was answered 354 although nothing may be sent: end the data empty (".") first.
+    /// DATA was answered 354 (any 3yz) although nothing may be sent: end the data empty (".")
+    /// first.
     bool end_empty_data = false;
     /// Reset the session after a refusal (a transaction was opened by MAIL).
     bool rset = false;
@@ -33,7 +34,10 @@ struct envelope_verdict {
 ///   extra reply was injected or one is missing, and nothing after it can be trusted.
 /// - Closing: a 421 to any of them (RFC 5321 §3.8).
 /// - Refused: MAIL refused; else every recipient refused (the worst refusal: permanent over
-///   transient); else DATA not answered 354.
+///   transient); else DATA not answered 3yz (354, or any 3yz: RFC 5321 §4.2.1).
+///
+/// Every reply is judged by its first digit, so a code the client doesn't know (471, 559) is a
+/// refusal like its neighbours (RFC 5321 §4.2.1, §4.3.2).
 envelope_verdict judge_envelope(const reply& mail, std::span<const recipient_status> rcpts,
                                 const reply* data);
 

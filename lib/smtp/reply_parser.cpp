@@ -8,10 +8,12 @@ namespace mailroom::smtp::detail {
 
 namespace {
 
-// RFC 5321 §4.2: Reply-code = %x32-35 %x30-35 %x30-39.
+// RFC 5321 §4.2 gives Reply-code = %x32-35 %x30-35 %x30-39, but a client judges a code it
+// doesn't know by its first digit (§4.2.1, §4.3.2): a second digit over 5 (471, 290) is a
+// reply like any other, so only the first digit is held to 2-5.
 bool is_reply_code(std::string_view s) noexcept
 {
-    return s.size() >= 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '5' &&
+    return s.size() >= 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' &&
            s[2] >= '0' && s[2] <= '9';
 }
 

@@ -22,8 +22,9 @@ struct reply_limits {
 
 /// Reads replies from the bytes a server sends, in pieces of any size.
 ///
-/// Strict: every line is `code ('-' / ' ') text CRLF` or `code CRLF`, the code 2xx-5xx with
-/// the grammar's second digit 0-5, the same code on every line of a reply. A bare LF or CR, or
+/// Strict: every line is `code ('-' / ' ') text CRLF` or `code CRLF`, the code three digits
+/// 2xx-5xx (any second digit: a code the client doesn't know is judged by its first digit,
+/// RFC 5321 §4.2.1), the same code on every line of a reply. A bare LF or CR, or
 /// another control character in the text (TAB excepted), is a protocol error, not a line end:
 /// lenient line splitting is what lets one peer see a line end where the other sees none, and
 /// a reply's text ends up in logs. Failure is sticky: after an error the byte stream can no

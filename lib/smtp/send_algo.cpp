@@ -264,7 +264,7 @@ action send_algo::resume(const io_result& io)
                     yield return action::read(r_, phase::command);
                     if (!io.ec) {
                         p_.log.server_reply(r_);
-                        if (r_.code != 250)
+                        if (r_.code / 100 != 2)
                             close_why_ = "RSET refused";
                     }
                 }
@@ -348,6 +348,10 @@ action send_algo::resume(const io_result& io)
             if (io.ec)
                 return unknown(io.ec, "final reply");
             p_.log.server_reply(r_);
+            // A 3yz can't answer the end of the data (RFC 5321 §4.3.2): neither accepted
+            // nor refused, the message may have been delivered, like a reply that never came.
+            if (r_.code / 100 == 3)
+                return unknown(make_error_code(error::protocol_error), "final reply");
             if (!refused_final_ && (r_.code / 100 != 2 || i_ + 1 == replies_)) {
                 final_r_ = r_;
                 refused_final_ = r_.code / 100 != 2;

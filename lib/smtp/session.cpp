@@ -3,6 +3,8 @@
 #include "session.hpp"
 #include "sasl.hpp"
 
+#include <mailroom/smtp/reply_error.hpp>
+
 namespace mailroom::smtp::detail {
 
 const char* to_string(phase p) noexcept
@@ -52,6 +54,14 @@ void session_log::server_reply(const reply& r) const
     for (std::size_t i = 0; i < r.lines.size(); ++i)
         (*this)(log_level::trace,
                 "S: " + std::to_string(r.code) + (i + 1 < r.lines.size() ? "-" : " ") + r.lines[i]);
+}
+
+error_code unexpected_reply(const reply& r) noexcept
+{
+    const int cls = r.code / 100;
+    if (cls == 4 || cls == 5)
+        return make_error_code(r);
+    return make_error_code(error::protocol_error);
 }
 
 error_code record_failure(diagnostics& d, const session_log& log, std::string_view step,

@@ -94,6 +94,14 @@ struct session_log {
     void server_reply(const reply& r) const;
 };
 
+/// The error for a reply its command didn't expect, judged by its first digit (RFC 5321
+/// §4.2.1, §4.3.2): a 4yz is a transient failure of the command and a 5yz a permanent one (the
+/// reply's own code, in reply_category(), whatever the code: 471 is as good as 451); a 2yz or 3yz
+/// is the wrong kind of positive answer (a 3yz to a command that wants 2yz, a 2yz where the
+/// server should ask for more), which leaves the client and server out of step:
+/// error::protocol_error.
+error_code unexpected_reply(const reply& r) noexcept;
+
 /// Records a failed step in `d` (`detail` or, if empty, the error's message) and logs it as a
 /// warning: "<step> failed: <detail>". Returns `ec`.
 error_code record_failure(diagnostics& d, const session_log& log, std::string_view step,

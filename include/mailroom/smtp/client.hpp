@@ -85,12 +85,15 @@ public:
     /// error::greeting_timeout, error::command_timeout); error::starttls_unavailable,
     /// error::starttls_injection, error::tls_handshake_failed, error::certificate_rejected;
     /// error::tls_configuration_invalid (certificate files that can't be loaded: permanent,
-    /// found before anything is connected); error::plaintext_auth_refused,
-    /// error::auth_mechanism_unavailable, error::invalid_credentials,
-    /// error::saslprep_unsupported, the SASL errors, and AUTH refusals (reply_category 535,
-    /// 454, ...); reply_category for a refused greeting, EHLO or HELO;
-    /// error::invalid_smtp_argument (an EHLO name that isn't a domain or address literal);
-    /// malformed replies (error::protocol_error, error::bad_reply_code, ...);
+    /// found before anything is connected); error::starttls_unavailable too when credentials
+    /// are set and opportunistic TLS didn't happen (transient: TLS may have been stripped on
+    /// the path); error::plaintext_auth_refused (permanent) when TLS is off (tls_mode::none)
+    /// and credentials::allow_plaintext isn't set; error::auth_mechanism_unavailable,
+    /// error::invalid_credentials, error::saslprep_unsupported, the SASL errors, and AUTH refusals
+    /// (reply_category 535, 454, ...); reply_category for a refused greeting, EHLO or HELO (any 4yz
+    /// or 5yz, judged by its first digit, RFC 5321 §4.2.1); error::protocol_error for a 3yz where
+    /// none fits; error::invalid_smtp_argument (an EHLO name that isn't a domain or address
+    /// literal); malformed replies (error::protocol_error, error::bad_reply_code, ...);
     /// error::connection_lost; resolver and socket errors (host not found, connection
     /// refused, ...); operation_aborted. On failure the connection is closed and
     /// last_diagnostics() says which step failed; the client may connect again.

@@ -14,10 +14,13 @@ namespace mailroom::smtp {
 
 /// Transport security. The secure choice is the default.
 enum class tls_mode {
-    required,      ///< STARTTLS (RFC 3207) must be offered and succeed before anything else
-    opportunistic, ///< STARTTLS when offered; plaintext otherwise (a failed handshake still fails)
-    none,          ///< plaintext: for loopback test servers only
-    implicit,      ///< TLS from the first byte (RFC 8314, port 465)
+    required, ///< STARTTLS (RFC 3207) must be offered and succeed before anything else
+    /// STARTTLS when offered; plaintext otherwise (a failed handshake still fails). With
+    /// credentials to send (and not credentials::allow_plaintext), TLS is needed all the
+    /// same: without it, connect fails with error::starttls_unavailable.
+    opportunistic,
+    none,     ///< plaintext: for loopback test servers only
+    implicit, ///< TLS from the first byte (RFC 8314, port 465)
 };
 
 /// Transport security: when TLS is used, and how the server is verified.

@@ -279,6 +279,99 @@ TEST_SUITE("smtp.send_algo")
              reply_code(421),
              outcome::failed,
              true},
+            // RFC 5321 §4.2.1, §4.3.2: a code the client doesn't know is judged by its first
+            // digit.
+            {"unknown 4yz to MAIL: refused, transient",
+             false,
+             false,
+             {"to@example.com"},
+             {"471 try later\r\n"},
+             "MAIL FROM:<from@example.com>\r\n",
+             reply_code(471),
+             outcome::failed,
+             false},
+            {"unknown 5yz to RCPT: refused, RSET",
+             false,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "559 no\r\n", "250 reset\r\n"},
+             env1 + "RSET\r\n",
+             reply_code(559),
+             outcome::failed,
+             false},
+            {"unknown 2yz to MAIL and RCPT: accepted",
+             false,
+             false,
+             {"to@example.com"},
+             {"299 fine\r\n", "252 maybe\r\n", "354 go\r\n", "250 ok\r\n"},
+             env1 + "DATA\r\n" + data,
+             ok,
+             outcome::delivered,
+             false},
+            {"any 3yz to DATA asks for the data",
+             false,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "250 ok\r\n", "355 go ahead\r\n", "250 ok\r\n"},
+             env1 + "DATA\r\n" + data,
+             ok,
+             outcome::delivered,
+             false},
+            {"unknown 4yz to DATA: refused, RSET",
+             false,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "250 ok\r\n", "471 not now\r\n", "250 reset\r\n"},
+             env1 + "DATA\r\nRSET\r\n",
+             reply_code(471),
+             outcome::failed,
+             false},
+            {"pipelined: every recipient refused, 3yz to DATA: empty data, RSET",
+             true,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "550 no\r\n", "355 go\r\n", "554 no valid recipients\r\n",
+              "250 reset\r\n"},
+             env1 + "DATA\r\n.\r\nRSET\r\n",
+             reply_code(550),
+             outcome::failed,
+             false},
+            {"unknown 5yz to the final dot: failed, connection kept",
+             true,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "250 ok\r\n", "354 go\r\n", "559 refused\r\n"},
+             env1 + "DATA\r\n" + data,
+             reply_code(559),
+             outcome::failed,
+             false},
+            {"a 3yz to the final dot: neither accepted nor refused, unknown, closed",
+             true,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "250 ok\r\n", "354 go\r\n", "354 again?\r\n"},
+             env1 + "DATA\r\n" + data,
+             make_error_code(error::delivery_status_unknown),
+             outcome::unknown,
+             true},
+            {"a 3yz to the last BDAT: unknown, closed",
+             true,
+             true,
+             {"to@example.com"},
+             {"250 ok\r\n", "250 ok\r\n", "334 what\r\n"},
+             env1 + bdat,
+             make_error_code(error::delivery_status_unknown),
+             outcome::unknown,
+             true},
+            {"RSET answered with another 2yz: connection kept",
+             false,
+             false,
+             {"to@example.com"},
+             {"250 ok\r\n", "550 no\r\n", "251 reset\r\n"},
+             env1 + "RSET\r\n",
+             reply_code(550),
+             outcome::failed,
+             false},
             {"unsolicited bytes after the final reply: delivered, closed",
              true,
              false,
@@ -654,6 +747,84 @@ TEST_SUITE("smtp.connect_algo")
              ehlo + plain,
              reply_code(535),
              1},
+            // RFC 5321 §4.2.1, §4.3.2: judged by the first digit.
+            {"greeting with another 2yz: go ahead",
+             tls_mode::none,
+             false,
+             {"250 hi\r\n", "250 mx\r\n"},
+             ehlo,
+             ok,
+             0},
+            {"greeting with an unknown 4yz: transient",
+             tls_mode::none,
+             false,
+             {"471 busy\r\n"},
+             "",
+             reply_code(471),
+             0},
+            {"greeting with a 3yz: out of step",
+             tls_mode::none,
+             false,
+             {"354 what\r\n"},
+             "",
+             make_error_code(error::protocol_error),
+             0},
+            {"EHLO with an unknown 5yz: permanent",
+             tls_mode::required,
+             false,
+             {"220 hi\r\n", "559 no\r\n"},
+             ehlo,
+             reply_code(559),
+             0},
+            {"EHLO with a 3yz: out of step",
+             tls_mode::none,
+             false,
+             {"220 hi\r\n", "334 what\r\n"},
+             ehlo,
+             make_error_code(error::protocol_error),
+             0},
+            {"EHLO with another 2yz: its capabilities",
+             tls_mode::required,
+             false,
+             {"220 hi\r\n", "251-mx\r\n251 STARTTLS\r\n", "220 go\r\n", "250 mx\r\n"},
+             ehlo + "STARTTLS\r\n" + ehlo,
+             ok,
+             1},
+            {"STARTTLS answered 3yz: out of step, even opportunistic",
+             tls_mode::opportunistic,
+             false,
+             {"220 hi\r\n", "250-mx\r\n250 STARTTLS\r\n", "334 what\r\n"},
+             ehlo + "STARTTLS\r\n",
+             make_error_code(error::protocol_error),
+             0},
+            {"AUTH 454: temporary authentication failure (RFC 4954 §6)",
+             tls_mode::implicit,
+             true,
+             {"220 hi\r\n", "250-mx\r\n250 AUTH PLAIN\r\n", "454 4.7.0 try later\r\n"},
+             ehlo + plain,
+             reply_code(454),
+             1},
+            {"AUTH with an unknown 4yz: transient",
+             tls_mode::implicit,
+             true,
+             {"220 hi\r\n", "250-mx\r\n250 AUTH PLAIN\r\n", "471 later\r\n"},
+             ehlo + plain,
+             reply_code(471),
+             1},
+            {"opportunistic TLS stripped, credentials: kept back, starttls_unavailable",
+             tls_mode::opportunistic,
+             true,
+             {"220 hi\r\n", "250-mx\r\n250 AUTH PLAIN\r\n"},
+             ehlo,
+             make_error_code(error::starttls_unavailable),
+             0},
+            {"opportunistic STARTTLS refused, credentials: kept back, starttls_unavailable",
+             tls_mode::opportunistic,
+             true,
+             {"220 hi\r\n", "250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n", "454 not now\r\n"},
+             ehlo + "STARTTLS\r\n",
+             make_error_code(error::starttls_unavailable),
+             0},
             {"credentials never sent in plaintext",
              tls_mode::none,
              true,
@@ -681,6 +852,59 @@ TEST_SUITE("smtp.connect_algo")
                 CHECK(!c.diag.field.empty());
             if (!row.ec && row.auth)
                 CHECK(c.session.auth_used == auth_mechanism::plain);
+        }
+    }
+
+    TEST_CASE("credentials kept back for want of TLS: stripped is transient, TLS off permanent")
+    {
+        // An attacker who strips STARTTLS must not be able to make the message bounce
+        // (lib/error.cpp); a configuration without TLS fails the same way every time.
+        for (const tls_mode mode : {tls_mode::opportunistic, tls_mode::none}) {
+            CAPTURE(static_cast<int>(mode));
+            connect_case c(mode);
+            c.opts.auth = credentials{.username = "user", .password = "secret"};
+            script s;
+            s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH PLAIN LOGIN\r\n"};
+            auto a = c.algo();
+            const error_code ec = run(a, s).ec;
+            CHECK(s.written.find("AUTH") == std::string::npos);
+            if (mode == tls_mode::opportunistic) {
+                CHECK(ec == error::starttls_unavailable);
+                CHECK(ec == condition::transient);
+                CHECK(c.diag.field == "STARTTLS");
+            } else {
+                CHECK(ec == error::plaintext_auth_refused);
+                CHECK(ec == condition::permanent);
+                CHECK_FALSE(ec == condition::transient);
+                CHECK(c.diag.field == "AUTH");
+            }
+        }
+        // Allowed in the clear: no refusal.
+        connect_case c(tls_mode::opportunistic);
+        c.opts.auth =
+            credentials{.username = "user", .password = "secret", .allow_plaintext = true};
+        script s;
+        s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH PLAIN\r\n", "235 ok\r\n"};
+        auto a = c.algo();
+        CHECK(!run(a, s).ec);
+    }
+
+    TEST_CASE("unexpected_reply: 4yz and 5yz keep their code, 2yz and 3yz are out of step")
+    {
+        for (int code : {421, 450, 454, 471, 499, 500, 554, 559, 599}) {
+            CAPTURE(code);
+            reply r;
+            r.code = code;
+            const error_code ec = unexpected_reply(r);
+            CHECK(ec.category() == reply_category());
+            CHECK(ec.value() == code);
+            CHECK(ec == (code < 500 ? condition::transient : condition::permanent));
+        }
+        for (int code : {220, 250, 299, 334, 354, 399}) {
+            CAPTURE(code);
+            reply r;
+            r.code = code;
+            CHECK(unexpected_reply(r) == error::protocol_error);
         }
     }
 
