@@ -101,8 +101,9 @@ bool is_ftext(char c)
 }
 
 // A field's name as readers take it: the text before the first ':', unfolded, with the white
-// space before the colon dropped (RFC 5322 §4.5.8, obs-optional: `field-name *WSP ":"`; a fold
-// there too, since some readers unfold first). Empty when the field has no valid name.
+// space before the colon dropped (RFC 5322 §4.5: obs-optional is `field-name *WSP ":"`, and so is
+// each obsolete field; a fold there too, since some readers unfold first). Empty when the field has
+// no valid name.
 std::string field_name(std::string_view field)
 {
     const auto colon = field.find(':');

@@ -52,7 +52,7 @@ public:
     /// CRLF, and Bcc fields are removed so they never reach the recipients. SMTPUTF8 is flagged for
     /// UTF-8 addresses or headers, 8BITMIME for 8-bit body octets.
     ///
-    /// Field names are read as RFC 5322 §3.6.8 and its obsolete syntax (§4.5.8) have them:
+    /// Field names are read as RFC 5322 §3.6.8 and its obsolete syntax (§4.5) have them:
     /// case-insensitive, with any white space (even folded) between the name and the colon
     /// ignored, so `Bcc :` and `BCC<TAB>:` are Bcc fields like `Bcc:`.
     ///
