@@ -68,11 +68,12 @@ bool needs_encoding(std::string_view v) noexcept
 namespace {
 
 // `fill_line`: let the first word use the rest of the current line. Phrases don't, so a short
-// name stays one encoded-word (see write_phrase).
+// name stays one encoded-word (see write_phrase), unless the line can't fold before it (the
+// field's first word): then it must fit what is left, or the line passes 78.
 void write_encoded(header_writer& h, std::string_view text, bool fill_line)
 {
     std::size_t first = h.room();
-    if (!fill_line || first < 20 || first > max_encoded_word)
+    if ((!fill_line && h.can_fold()) || first < 20 || first > max_encoded_word)
         first = max_encoded_word;
     encoded_words(text, first, [&](std::string_view w) { h.word(w); });
 }
@@ -192,7 +193,9 @@ void write_phrase(header_writer& h, std::string_view name)
     while (p <= name.size()) {
         const std::size_t sp = std::min(name.find(' ', p), name.size());
         const std::string_view w = name.substr(p, sp - p);
-        if (is_atom(w)) {
+        // An atom longer than a line can hold is encoded too (found by fuzz-header: a
+        // one-word name of 996 octets made a 1001-octet line).
+        if (is_atom(w) && w.size() <= max_raw_word) {
             if (run_start != std::string_view::npos)
                 write_encoded(h, name.substr(run_start, p - 1 - run_start), false);
             run_start = std::string_view::npos;

@@ -25,6 +25,8 @@ public:
     void glue(std::string_view s);
     /// Room left on the current line for a word after its space.
     std::size_t room() const noexcept;
+    /// False until the current line has a word: the next word can't fold before it.
+    bool can_fold() const noexcept { return line_has_word_; }
     /// Ends the field with CRLF.
     void finish();
 

@@ -284,6 +284,12 @@ TEST_SUITE("mime.message")
         // ...and a name of escaped quotes that can't be cut is encoded instead of overlong.
         const std::string quotes = name_line(std::string(600, '"'));
         CHECK(quotes.starts_with("=?UTF-8?"));
+        // A single word too long for a line is encoded and folded, alone or among others.
+        const std::string word = "Joh" + std::string(992, 'a');
+        CHECK(name_line(word).starts_with("=?UTF-8?"));
+        const std::string among = name_line("Drei " + word + " Größe");
+        CHECK(among.starts_with("Drei =?UTF-8?"));
+        CHECK(among.find(word) == std::string::npos);
         // ASCII words stay atoms; a run of other words is one encoded-word, unsplit.
         CHECK(name_line("Drei Größe") == "Drei =?UTF-8?B?R3LDtsOfZQ==?= <x@example.com>");
         // An atom that looks like an encoded-word is encoded, so it reads back literally.
