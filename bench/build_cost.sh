@@ -37,7 +37,7 @@ for cxx in g++ clang++; do
 done
 
 echo "program size, stripped (g++ -O2):"
-libs=(-lssl -lcrypto -lidn2 -pthread)
+libs=(-lssl -lcrypto -lidn2 -lcares -pthread)
 g++ "${flags[@]}" "${inc[@]}" "$top/bench/build_cost/asio_only.cpp" -o "$work/asio_only" -pthread
 g++ "${flags[@]}" "${inc[@]}" "$top/examples/one_message.cpp" "$build/lib/libmailroom.a" \
   "${libs[@]}" -o "$work/one_static"

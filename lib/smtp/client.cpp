@@ -12,6 +12,7 @@
 #include "detail/completion.hpp"
 #include "detail/shutdown.hpp"
 #include "reply_parser.hpp"
+#include "resolver.hpp"
 #include "send_algo.hpp"
 
 #include <openssl/ssl.h>
@@ -72,6 +73,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
     // OpenSSL's buffers (about 40 KiB), and without TLS OpenSSL is never initialised.
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> ssl;
+    // While resolving and connecting: stops them (close(), destruction).
+    std::shared_ptr<detail::connect_stopper> stopper;
     detail::session_state session;
     detail::session_log slog;
     state st = state::closed;
@@ -213,6 +216,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
 
     void close_socket() noexcept
     {
+        if (stopper)
+            stopper->stop(); // a connect in progress: its lookup and attempts end now
         if (tcp) {
             error_code ignored;
             tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
@@ -308,18 +313,28 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         ssl.reset();
         tcp = std::make_unique<beast::tcp_stream>(ex);
 
-        tcp::resolver resolver(ex);
-        auto [rec, endpoints] = co_await resolver.async_resolve(
-            opts.host, std::to_string(opts.port), tcp::resolver::numeric_service, use_tuple);
-        if (rec)
-            co_return fail("resolving " + opts.host, rec);
-        tcp_layer().expires_after(opts.timeouts.connect);
-        auto [cec, ep] = co_await tcp_layer().async_connect(endpoints, use_tuple);
-        if (cec)
+        // The name resolved (c-ares, never a blocked thread) and the addresses raced
+        // (RFC 8305), all inside timeouts::connect; close() stops it.
+        stopper = detail::make_connect_stopper(ex);
+        detail::connect_outcome c = co_await detail::resolve_and_connect(
+            ex, opts.host, opts.port, opts.dns_servers, opts.timeouts.connect, stopper);
+        stopper.reset();
+        if (c.ec) {
+            if (c.resolving)
+                co_return fail("resolving " + opts.host, c.ec);
             co_return fail("connecting to " + opts.host + ":" + std::to_string(opts.port),
-                           map_io(cec, error::connect_timeout));
+                           map_io(c.ec, error::connect_timeout));
+        }
+        if (slog.enabled(log_level::debug)) {
+            std::string line = "resolved " + opts.host + ":";
+            for (std::size_t k = 0; k < c.addresses.size(); ++k)
+                line += (k ? ", " : " ") + c.addresses[k].to_string();
+            log(log_level::debug, line);
+        }
+        tcp = std::make_unique<beast::tcp_stream>(std::move(*c.socket));
         error_code ignored;
         tcp_layer().socket().set_option(tcp::no_delay(true), ignored);
+        const auto ep = tcp_layer().socket().remote_endpoint(ignored);
         log(log_level::debug,
             "connected to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
 

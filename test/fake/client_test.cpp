@@ -16,6 +16,18 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/ip/udp.hpp>
+
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <filesystem>
+#include <map>
+#include <poll.h>
+
 using namespace mailroom;
 using namespace std::chrono_literals;
 namespace asio = boost::asio;
@@ -834,5 +846,389 @@ TEST_SUITE("smtp.fake")
         REQUIRE(codes.size() == 3);
         for (auto ec : codes)
             CHECK(ec == asio::error::operation_aborted);
+    }
+}
+
+// ---- reply codes judged by their first digit; TLS kept for credentials --------------------
+
+TEST_SUITE("smtp.fake")
+{
+    TEST_CASE("a 454 to AUTH is transient, a 535 permanent (RFC 4954 §6)")
+    {
+        for (const char* refusal : {"454 4.7.0 try later", "471 later", "535 5.7.8 no"}) {
+            CAPTURE(refusal);
+            asio::io_context io;
+            script s;
+            s.greet({"AUTH PLAIN"}).expect("AUTH PLAIN").reply(refusal).hang();
+            fake_server srv(io, s);
+            auto o = options(srv);
+            o.auth = smtp::credentials{"user", "secret", {}, {}, true};
+            smtp::client c(io.get_executor(), o);
+            const error_code ec = connect(io, c);
+            CHECK(ec.value() == std::atoi(refusal));
+            if (refusal[0] == '4') {
+                CHECK(ec == condition::transient);
+            } else {
+                CHECK(ec == condition::permanent);
+                CHECK_FALSE(ec == condition::transient);
+            }
+        }
+    }
+
+    TEST_CASE("a code the client doesn't know is judged by its first digit")
+    {
+        struct row {
+            const char* mail_reply;
+            int code;
+            condition cond;
+        };
+        for (const row& r : {row{"471 4.7.1 slow down", 471, condition::transient},
+                             row{"559 5.9.9 not here", 559, condition::permanent},
+                             row{"554 5.7.1 no", 554, condition::permanent}}) {
+            CAPTURE(r.mail_reply);
+            asio::io_context io;
+            script s;
+            s.greet({"ENHANCEDSTATUSCODES"})
+                .expect("MAIL FROM")
+                .reply(r.mail_reply)
+                .expect("RSET")
+                .reply("250 ok")
+                .hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            auto [ec, rep] = send(io, c, message());
+            CHECK(ec.category() == smtp::reply_category());
+            CHECK(ec.value() == r.code);
+            CHECK(ec == r.cond);
+            CHECK(rep.outcome == smtp::outcome::failed);
+            CHECK(c.is_open()); // a refusal, not a protocol violation
+        }
+    }
+
+    TEST_CASE("NOOP: another 2yz is fine, an unknown 4yz transient, a 3yz out of step")
+    {
+        struct row {
+            const char* reply;
+            error_code want;
+            bool open_after;
+        };
+        for (const row& r :
+             {row{"252 fine", {}, true}, row{"471 later", smtp::reply_code(471), true},
+              row{"354 what", make_error_code(error::protocol_error), false}}) {
+            CAPTURE(r.reply);
+            asio::io_context io;
+            script s;
+            s.greet().expect("NOOP").reply(r.reply).hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            const error_code ec = run_coro(io, [&]() -> asio::awaitable<error_code> {
+                auto [e] = co_await c.async_noop(use_tuple);
+                co_return e;
+            }());
+            CHECK(ec == r.want);
+            CHECK(c.is_open() == r.open_after);
+        }
+    }
+
+    TEST_CASE("opportunistic TLS stripped: credentials kept back, starttls_unavailable")
+    {
+        asio::io_context io;
+        script s;
+        s.greet({"AUTH PLAIN LOGIN"}).hang(); // no STARTTLS offered
+        fake_server srv(io, s);
+        auto o = options(srv, smtp::tls_mode::opportunistic);
+        o.auth = smtp::credentials{"user", "secret", {}, {}, false};
+        smtp::client c(io.get_executor(), o);
+        const error_code ec = connect(io, c);
+        CHECK(ec == error::starttls_unavailable);
+        CHECK(ec == condition::transient); // an attacker can't make the message bounce
+        CHECK(srv.received().find("AUTH") == std::string::npos);
+        CHECK(srv.received().find("secret") == std::string::npos);
+    }
+}
+
+// ---- DNS inside the connect deadline, and Happy Eyeballs ---------------------------------
+
+namespace {
+
+// A name server on 127.0.0.1:0 (UDP): answers A and AAAA queries for the names it knows,
+// NXDOMAIN for others; or, `silent`, swallows every query (a resolver that never answers).
+class fake_dns {
+public:
+    using names = std::map<std::string, std::vector<asio::ip::address>>;
+
+    fake_dns(asio::io_context& io, names n, bool silent = false)
+        : sock_(io, asio::ip::udp::endpoint(asio::ip::make_address("127.0.0.1"), 0))
+        , names_(std::move(n))
+        , silent_(silent)
+    {
+        receive();
+    }
+    std::string servers() const
+    {
+        return "127.0.0.1:" + std::to_string(sock_.local_endpoint().port());
+    }
+    std::size_t queries() const { return queries_; }
+
+private:
+    void receive()
+    {
+        sock_.async_receive_from(asio::buffer(buf_), from_, [this](error_code ec, std::size_t n) {
+            if (ec)
+                return;
+            ++queries_;
+            if (!silent_)
+                answer(n);
+            receive();
+        });
+    }
+
+    // RFC 1035 §4.1: header, the question as asked, then one record per address of the type.
+    void answer(std::size_t n)
+    {
+        if (n < 17)
+            return;
+        std::size_t pos = 12;
+        std::string name;
+        while (pos < n && buf_[pos] != 0) {
+            const std::size_t len = buf_[pos];
+            if (len > 63 || pos + 1 + len >= n)
+                return;
+            if (!name.empty())
+                name += '.';
+            for (std::size_t i = 0; i < len; ++i)
+                name += static_cast<char>(std::tolower(buf_[pos + 1 + i]));
+            pos += len + 1;
+        }
+        if (pos + 5 > n)
+            return;
+        const int qtype = buf_[pos + 1] << 8 | buf_[pos + 2];
+        pos += 5;
+        std::string out(reinterpret_cast<const char*>(buf_.data()), pos);
+        out[2] = static_cast<char>(0x81); // QR, RD
+        out[3] = static_cast<char>(0x80); // RA, NOERROR
+        out[6] = out[7] = out[8] = out[9] = out[10] = out[11] = 0;
+        const auto it = names_.find(name);
+        if (it == names_.end()) {
+            out[3] = static_cast<char>(0x83); // NXDOMAIN
+        } else {
+            int count = 0;
+            for (const auto& a : it->second) {
+                if ((qtype == 1 && !a.is_v4()) || (qtype == 28 && !a.is_v6()) ||
+                    (qtype != 1 && qtype != 28))
+                    continue;
+                out += std::string("\xc0\x0c\x00", 3) + static_cast<char>(qtype);
+                out += std::string("\x00\x01\x00\x00\x00\x3c\x00", 7);
+                if (a.is_v4()) {
+                    const auto b = a.to_v4().to_bytes();
+                    out += static_cast<char>(4);
+                    out.append(reinterpret_cast<const char*>(b.data()), b.size());
+                } else {
+                    const auto b = a.to_v6().to_bytes();
+                    out += static_cast<char>(16);
+                    out.append(reinterpret_cast<const char*>(b.data()), b.size());
+                }
+                ++count;
+            }
+            out[7] = static_cast<char>(count);
+        }
+        error_code ignored;
+        sock_.send_to(asio::buffer(out), from_, 0, ignored);
+    }
+
+    asio::ip::udp::socket sock_;
+    std::array<unsigned char, 512> buf_{};
+    asio::ip::udp::endpoint from_;
+    names names_;
+    bool silent_;
+    std::size_t queries_ = 0;
+};
+
+std::size_t entries(const char* dir)
+{
+    std::size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(dir))
+        ++n;
+    return n;
+}
+
+smtp::client_options dns_options(const std::string& host, std::uint16_t port, const fake_dns& dns)
+{
+    smtp::client_options o;
+    o.host = host;
+    o.port = port;
+    o.helo_name = "client.test";
+    o.tls.mode = smtp::tls_mode::none;
+    o.dns_servers = dns.servers();
+    o.timeouts.cap(5s);
+    return o;
+}
+
+asio::ip::address addr(const char* s)
+{
+    return asio::ip::make_address(s);
+}
+
+} // namespace
+
+TEST_SUITE("smtp.fake.dns")
+{
+    TEST_CASE("a name server that never answers: connect_timeout, nothing left open")
+    {
+        asio::io_context io;
+        fake_dns dns(io, {}, true);
+        const std::size_t fds = entries("/proc/self/fd");
+        const std::size_t threads = entries("/proc/self/task");
+        {
+            auto o = dns_options("mx.mailroom.test", 25, dns);
+            o.timeouts.connect = 500ms; // resolution and connect together
+            smtp::client c(io.get_executor(), o);
+            const error_code ec = connect(io, c);
+            CHECK(ec == error::connect_timeout);
+            CHECK(ec == condition::transient);
+            CHECK(c.last_diagnostics().field == "resolving mx.mailroom.test");
+            CHECK(dns.queries() >= 1);
+            CHECK_FALSE(c.is_open());
+        }
+        test::settle(io, 100ms);
+        CHECK(entries("/proc/self/fd") == fds);       // c-ares's sockets closed
+        CHECK(entries("/proc/self/task") == threads); // and no thread left behind
+    }
+
+    TEST_CASE("a name from DNS connects; an unknown one is host_not_found, transient")
+    {
+        asio::io_context io;
+        fake_dns dns(io, {{"mx.mailroom.test", {addr("127.0.0.1")}}});
+        script s;
+        s.greet().hang();
+        fake_server srv(io, s);
+        smtp::client c(io.get_executor(), dns_options("MX.mailroom.test", srv.port(), dns));
+        CHECK_FALSE(connect(io, c));
+        CHECK(c.is_open());
+        CHECK(dns.queries() >= 1);
+
+        smtp::client d(io.get_executor(), dns_options("nx.mailroom.test", srv.port(), dns));
+        const error_code ec = connect(io, d);
+        CHECK(ec == asio::error::host_not_found);
+        CHECK(ec == condition::transient);
+        CHECK(d.last_diagnostics().field == "resolving nx.mailroom.test");
+    }
+
+    TEST_CASE("IP literals and localhost never ask DNS")
+    {
+        asio::io_context io;
+        fake_dns dns(io, {}, true);
+        for (const char* host : {"127.0.0.1", "localhost"}) {
+            CAPTURE(host);
+            script s;
+            s.greet().hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), dns_options(host, srv.port(), dns));
+            CHECK_FALSE(connect(io, c));
+        }
+        CHECK(dns.queries() == 0);
+    }
+
+    TEST_CASE("close() and cancellation stop a lookup at once")
+    {
+        asio::io_context io;
+        fake_dns dns(io, {}, true);
+        const std::size_t fds = entries("/proc/self/fd");
+        {
+            auto o = dns_options("mx.mailroom.test", 25, dns);
+            o.timeouts.connect = 30s;
+            smtp::client c(io.get_executor(), o);
+            std::optional<error_code> got;
+            c.async_connect([&](error_code ec) { got = ec; });
+            test::run_until(io, [&] { return dns.queries() >= 1; });
+            c.close();
+            test::run_until(
+                io, [&] { return got.has_value(); }, 5s);
+            CHECK(*got == asio::error::operation_aborted);
+
+            asio::cancellation_signal sig;
+            got.reset();
+            const std::size_t before = dns.queries();
+            c.async_connect(
+                asio::bind_cancellation_slot(sig.slot(), [&](error_code ec) { got = ec; }));
+            test::run_until(io, [&] { return dns.queries() > before; });
+            sig.emit(asio::cancellation_type::terminal);
+            test::run_until(
+                io, [&] { return got.has_value(); }, 5s);
+            CHECK(*got == asio::error::operation_aborted);
+        }
+        test::settle(io, 100ms);
+        CHECK(entries("/proc/self/fd") == fds);
+    }
+
+    TEST_CASE("Happy Eyeballs: IPv6 refused, IPv4 connects")
+    {
+        asio::io_context io;
+        script s;
+        s.greet().hang();
+        fake_server srv(io, s); // 127.0.0.1 only: nothing listens on [::1] at this port
+        fake_dns dns(io, {{"dual.mailroom.test", {addr("::1"), addr("127.0.0.1")}}});
+        std::vector<std::string> lines;
+        auto o = dns_options("dual.mailroom.test", srv.port(), dns);
+        o.log = logger{log_level::debug, [&](log_level, std::string_view l) {
+                           lines.emplace_back(l);
+                       }};
+        smtp::client c(io.get_executor(), o);
+        CHECK_FALSE(connect(io, c));
+        const std::string want = "connected to 127.0.0.1:" + std::to_string(srv.port());
+        CHECK(std::any_of(lines.begin(), lines.end(),
+                          [&](const std::string& l) { return l.ends_with(want); }));
+    }
+
+    TEST_CASE("Happy Eyeballs: IPv6 silent, IPv4 started 250 ms later wins")
+    {
+        asio::io_context io;
+        script s;
+        s.greet().hang();
+        fake_server srv(io, s);
+        // [::1]:port, a listener whose backlog is full: a SYN to it is dropped and a connect
+        // hangs, as with a black-holed route.
+        const int l = ::socket(AF_INET6, SOCK_STREAM, 0);
+        REQUIRE(l >= 0);
+        sockaddr_in6 sa{};
+        sa.sin6_family = AF_INET6;
+        sa.sin6_addr = in6addr_loopback;
+        sa.sin6_port = htons(srv.port());
+        REQUIRE(::bind(l, reinterpret_cast<sockaddr*>(&sa), sizeof sa) == 0);
+        REQUIRE(::listen(l, 0) == 0);
+        std::vector<int> fillers;
+        auto stuck = [&] {
+            const int f = ::socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            fillers.push_back(f);
+            ::connect(f, reinterpret_cast<sockaddr*>(&sa), sizeof sa);
+            pollfd p{f, POLLOUT, 0};
+            return ::poll(&p, 1, 200) == 0; // still connecting
+        };
+        bool hangs = false;
+        for (int i = 0; i < 4 && !hangs; ++i)
+            hangs = stuck();
+        REQUIRE_MESSAGE(hangs, "a full backlog did not make connects hang");
+
+        fake_dns dns(io, {{"dual.mailroom.test", {addr("::1"), addr("127.0.0.1")}}});
+        std::vector<std::string> lines;
+        auto o = dns_options("dual.mailroom.test", srv.port(), dns);
+        o.timeouts.connect = 5s; // one address after the other would use it all on [::1]
+        o.log = logger{log_level::debug, [&](log_level, std::string_view line) {
+                           lines.emplace_back(line);
+                       }};
+        smtp::client c(io.get_executor(), o);
+        CHECK_FALSE(connect(io, c));
+        // IPv6 was tried first (RFC 6724 order, RFC 8305 interleaving), so IPv4 won the race.
+        CHECK(std::any_of(lines.begin(), lines.end(), [](const std::string& line) {
+            return line.ends_with("resolved dual.mailroom.test: ::1, 127.0.0.1");
+        }));
+        const std::string want = "connected to 127.0.0.1:" + std::to_string(srv.port());
+        CHECK(std::any_of(lines.begin(), lines.end(),
+                          [&](const std::string& line) { return line.ends_with(want); }));
+        for (int f : fillers)
+            ::close(f);
+        ::close(l);
     }
 }

@@ -64,7 +64,7 @@ struct credentials {
 struct timeouts {
     /// Steady-clock durations.
     using duration = std::chrono::steady_clock::duration;
-    /// The TCP connect, every resolved address tried (name resolution itself has no limit).
+    /// Name resolution and the TCP connect together, every address tried (RFC 8305).
     duration connect = std::chrono::seconds(30);
     /// The TLS handshake.
     duration tls_handshake = std::chrono::seconds(30);
@@ -110,6 +110,11 @@ struct client_options {
     bool chunking = true;
     /// Where the connection's log lines go (transcripts at log_level::trace).
     logger log{};
+    /// Name servers to ask instead of the system's (/etc/resolv.conf), as
+    /// "address[:port],..." (e.g. "127.0.0.1:5353,[::1]:53"): for a service with its own
+    /// resolver, or a test. Empty: the system's. /etc/hosts is read first either way; IP
+    /// literals and "localhost" are never looked up.
+    std::string dns_servers{};
 };
 
 } // namespace mailroom::smtp
