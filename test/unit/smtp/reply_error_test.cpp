@@ -130,8 +130,8 @@ TEST_SUITE("smtp.reply_error")
         CHECK(error_code(error::circuit_open) != condition::permanent);
         CHECK(error_code(error::send_deadline_exceeded) == condition::timeout);
         CHECK(error_code(error::send_deadline_exceeded) == condition::transient);
-        for (error e : {error::too_many_recipients, error::circuit_open,
-                        error::send_deadline_exceeded})
+        for (error e :
+             {error::too_many_recipients, error::circuit_open, error::send_deadline_exceeded})
             CHECK(error_code(e).message() != "unknown mailroom error");
         // The resolver's answers: one retry classifier for pool and mailer.
         CHECK(error_code(boost::asio::error::host_not_found) == condition::transient);
