@@ -169,6 +169,11 @@ struct sender {
     std::unique_ptr<asio::cancellation_signal[]> cancel;
     std::vector<char> busy; // a worker's send is under way
     bool shutting_down = false, closed = false;
+    // While the pool's circuit breaker is open (the server isn't there), a new send gets one
+    // attempt: it fails at once with circuit_open instead of waiting for the breaker's probes,
+    // so a run against a dead server ends in about the time its first sends take.
+    retry_options one_attempt;
+    bool failures_seen = false; // since the breaker was last seen closed
 
     void start(std::uint64_t workers)
     {
@@ -182,12 +187,20 @@ struct sender {
         if (!st.stopping && st.next < st.count) {
             const auto i = st.next++;
             busy[w] = 1;
-            m.async_send(make(i), asio::bind_cancellation_slot(
-                                      cancel[w].slot(), [this, w](error_code ec, send_report rep) {
-                                          busy[w] = 0;
-                                          record(ec, rep);
-                                          next(w);
-                                      }));
+            send_request req;
+            if (failures_seen) {
+                if (m.snapshot().providers.front().pool.breaker == pool::breaker_state::closed)
+                    failures_seen = false;
+                else
+                    req.retry = one_attempt;
+            }
+            m.async_send(make(i), std::move(req),
+                         asio::bind_cancellation_slot(cancel[w].slot(),
+                                                      [this, w](error_code ec, send_report rep) {
+                                                          busy[w] = 0;
+                                                          record(ec, rep);
+                                                          next(w);
+                                                      }));
             return;
         }
         if (--running == 0) {
@@ -242,8 +255,10 @@ struct sender {
             ++st.partial;
         else if (rep.delivery.outcome == smtp::outcome::unknown)
             ++st.unknown;
-        else
+        else {
             ++st.failed;
+            failures_seen = true;
+        }
         if (ours) {
             ++st.errors[ec.message() + " (stopped by " + st.stopped_by + ")"];
         } else if (ec) {
@@ -374,6 +389,8 @@ int bulk_main(std::span<char*> argv)
     po.pool.checkout_timeout = std::min<pool::duration>(
         std::chrono::minutes(5), t.connect + t.tls_handshake + t.greeting + 2 * t.command);
     po.pool.reconnect.max = std::chrono::seconds(5);
+    po.pool.breaker.open_for =
+        std::min<pool::duration>(po.pool.breaker.open_for, std::max(t.connect, t.greeting));
     po.pool.single_threaded = true; // io below is run by this thread alone
     po.limits.buckets = rates;
     mo.retry.max_attempts = 3;
@@ -386,6 +403,7 @@ int bulk_main(std::span<char*> argv)
     mo.providers.push_back(std::move(po));
 
     asio::io_context io(1);
+    const retry_options mo_retry = mo.retry;
     mailer m(io.get_executor(), std::move(mo));
     run_state st;
     st.count = *count;
@@ -418,7 +436,9 @@ int bulk_main(std::span<char*> argv)
     // Signals are caught for the whole run, and while the report is printed; the first one
     // stops the run gracefully, a second at once.
     asio::signal_set signals(io, SIGINT, SIGTERM);
-    sender run{m, st, make, {}, 0, {}, {}};
+    sender run{m, st, make, {}, 0, {}, {}, false, false, {}, false};
+    run.one_attempt = mo_retry;
+    run.one_attempt.max_attempts = 1;
     run.on_finished = [&] {
         ticker.cancel();
         grace_timer.cancel();
@@ -529,6 +549,7 @@ int bulk_main(std::span<char*> argv)
         j += buf;
         j += ",\"connections_opened\":" + std::to_string(pv.pool.connects);
         j += ",\"retries\":" + std::to_string(pv.retries);
+        j += ",\"breaker_trips\":" + std::to_string(pv.pool.breaker_trips);
         j += ",\"errors\":{";
         bool first = true;
         for (auto& [text, n] : st.errors) {
@@ -559,6 +580,9 @@ int bulk_main(std::span<char*> argv)
         std::printf("connections opened %llu, retries %llu\n",
                     static_cast<unsigned long long>(pv.pool.connects),
                     static_cast<unsigned long long>(pv.retries));
+        if (pv.pool.breaker_trips > 0)
+            std::printf("circuit breaker opened %llu times (the server was not there)\n",
+                        static_cast<unsigned long long>(pv.pool.breaker_trips));
         for (auto& [text, n] : st.errors)
             std::printf("  %llu x %s\n", static_cast<unsigned long long>(n), text.c_str());
     }
