@@ -384,6 +384,32 @@ def case_bulk_deadline_silent(c):
     c.eq("stopped_by", rep.get("stopped_by"), "deadline")
 
 
+def case_bulk_dead_port(c):
+    # 5 000 messages to a port nobody listens on (bound, never listening: refused at once).
+    # The pool's circuit breaker fails the waiting sends fast: the run ends long before the
+    # test's limit, every message failed, exit 75.
+    with socket.socket() as held:
+        held.bind((LOOPBACK, 0))
+        r = mailroom(*bulk_args(held.getsockname()[1], 5000, "--timeout", "5"), timeout=60)
+    c.require(r.rc == EX_TEMPFAIL, f"want exit 75: {r.why()}")
+    rep = r.json(c)
+    check_accounted(c, rep, 5000)
+    c.eq("failed", rep["failed"], 5000)
+    c.check(rep.get("breaker_trips", 0) >= 1, f"the breaker never opened: {rep}")
+
+
+def case_bulk_silent_server(c):
+    # The same against a server that accepts and never greets (greeting timeout 2 s): no
+    # --deadline, yet the run ends within the test's limit, every message failed, exit 75.
+    silent = Listener(None)
+    r = mailroom(*bulk_args(silent.port, 5000, "--timeout", "2"), timeout=120)
+    silent.stop()
+    c.require(r.rc == EX_TEMPFAIL, f"want exit 75: {r.why()}")
+    rep = r.json(c)
+    check_accounted(c, rep, 5000)
+    c.eq("failed", rep["failed"], 5000)
+
+
 def case_bulk_deadline_met(c):
     # A deadline the run meets changes nothing: exit 0, nothing left unattempted.
     sink = SmtpSink("deadline-met", 0)
@@ -610,6 +636,8 @@ CASES = [
     ("bulk-double-signal", case_bulk_double_signal),
     ("bulk-deadline-silent-server", case_bulk_deadline_silent),
     ("bulk-deadline-met", case_bulk_deadline_met),
+    ("bulk-dead-port", case_bulk_dead_port),
+    ("bulk-silent-server", case_bulk_silent_server),
     ("bulk-help", case_bulk_help),
     ("sink-sigint", case_sink_sigint),
     ("sink-sigterm", case_sink_sigterm),
