@@ -380,10 +380,13 @@ struct client::impl final : std::enable_shared_from_this<impl>,
             post_completion(ex, std::move(o->simple_handler), ec);
     }
 
-    void fail_queue(error_code ec)
+    // Fails every queued operation but `keep` (a send whose driver will end it).
+    void fail_queue(error_code ec, const std::shared_ptr<op>& keep = nullptr)
     {
-        while (!queue.empty()) {
-            auto o = queue.front();
+        const std::vector<std::shared_ptr<op>> ops(queue.begin(), queue.end());
+        for (const auto& o : ops) {
+            if (o == keep)
+                continue;
             if (o->k == op::kind::send)
                 o->report.diag = {"queued", ec.message()};
             complete(o, ec);
@@ -583,8 +586,17 @@ void client::close() noexcept
 {
     if (!impl_)
         return;
+    // A send under way ends through its algo, which knows whether the write holding its final
+    // dot was started: then its outcome is unknown, not operation_aborted. Closing the socket
+    // ends the I/O it waits for; everything else in the queue fails now.
+    std::shared_ptr<impl::op> running;
+    if (!impl_->queue.empty() && impl_->queue.front()->algo) {
+        running = impl_->queue.front();
+        running->cancelled = true;
+        running->algo->cancel();
+    }
     impl_->close_socket();
-    impl_->fail_queue(asio::error::operation_aborted);
+    impl_->fail_queue(asio::error::operation_aborted, running);
 }
 
 void client::initiate_connect(std::shared_ptr<impl> i,

@@ -449,6 +449,44 @@ TEST_SUITE("smtp.fake")
         }
     }
 
+    TEST_CASE("close() during a send: unknown once the final dot is written, else aborted")
+    {
+        for (bool after_dot : {false, true}) {
+            CAPTURE(after_dot);
+            asio::io_context io;
+            script s;
+            s.greet({"PIPELINING"}).expect("MAIL").expect("RCPT").expect("DATA");
+            if (after_dot)
+                s.reply(envelope_ok).data().hang();
+            else
+                s.hang();
+            fake_server srv(io, s);
+            smtp::client c(io.get_executor(), options(srv));
+            REQUIRE_FALSE(connect(io, c));
+            std::optional<std::pair<error_code, smtp::delivery_report>> out;
+            std::optional<error_code> noop;
+            c.async_send(message(), [&](error_code ec, smtp::delivery_report r) {
+                out.emplace(ec, std::move(r));
+            });
+            c.async_noop([&](error_code ec) { noop = ec; }); // queued behind it
+            test::run_until(io, [&] {
+                return srv.received().find(after_dot ? "\r\n.\r\n" : "DATA\r\n") !=
+                       std::string::npos;
+            });
+            c.close();
+            test::run_until(io, [&] { return out.has_value() && noop.has_value(); });
+            if (after_dot) {
+                CHECK(out->first == error::delivery_status_unknown);
+                CHECK(out->second.outcome == smtp::outcome::unknown);
+            } else {
+                CHECK(out->first == asio::error::operation_aborted);
+                CHECK(out->second.outcome == smtp::outcome::failed);
+            }
+            CHECK(*noop == asio::error::operation_aborted);
+            CHECK_FALSE(c.is_open());
+        }
+    }
+
     TEST_CASE("a close after 354 with the data unsent is a lost connection or unknown")
     {
         asio::io_context io;

@@ -176,7 +176,9 @@ public:
         return simple(command::quit, std::forward<Token>(token));
     }
 
-    /// Closes the connection at once; outstanding operations complete with operation_aborted.
+    /// Closes the connection at once; outstanding operations complete with operation_aborted,
+    /// except a send whose final dot (or last BDAT chunk) was written and not answered:
+    /// error::delivery_status_unknown, outcome `unknown`.
     void close() noexcept;
 
     /// True between a successful connect and a close, QUIT, or an error that broke the
