@@ -197,6 +197,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
     provider_state::deadline_map::iterator watching = p.deadlines.end();
     bool deadline_passed = false; // the deadline timer cancelled the wait under way
     bool cancelled = false;
+    bool no_retry = false;            // partial or total cancellation reached a transaction
     bool in_transaction = false;      // an SMTP transaction is under way
     asio::cancellation_signal cancel; // emitted on the strand; reaches the step under way
     std::unique_ptr<asio::steady_timer> timer;
@@ -380,7 +381,7 @@ struct send_op : std::enable_shared_from_this<send_op> {
         // A send that ended before the cancellation could stop it keeps its result.
         if (cancelled && ec && ec != error::delivery_status_unknown)
             ec = asio::error::operation_aborted;
-        if (!may_retry(ec, reached_server ? delivery.get() : nullptr, ro.retry_unknown))
+        if (no_retry || !may_retry(ec, reached_server ? delivery.get() : nullptr, ro.retry_unknown))
             return finish(ec);
         if (attempts >= ro.max_attempts) {
             report().diag.detail += " (no attempts left)";
@@ -456,8 +457,12 @@ struct send_op : std::enable_shared_from_this<send_op> {
             if (auto op = weak.lock())
                 asio::dispatch(op->p.strand, [op, t] {
                     if (op->in_transaction &&
-                        (t & asio::cancellation_type::terminal) == asio::cancellation_type::none)
+                        (t & asio::cancellation_type::terminal) == asio::cancellation_type::none) {
+                        // Partial or total: the transaction ends as it will, and nothing
+                        // follows it (no retry).
+                        op->no_retry = true;
                         return;
+                    }
                     op->cancelled = true;
                     op->cancel.emit(t);
                 });

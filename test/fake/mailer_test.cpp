@@ -721,6 +721,37 @@ TEST_SUITE("pool")
         }
     }
 
+    TEST_CASE("mailer: partial or total cancellation during a transaction: no retry after it")
+    {
+        for (auto type : {asio::cancellation_type::partial, asio::cancellation_type::total}) {
+            CAPTURE(static_cast<int>(type));
+            asio::io_context io;
+            // The final dot is refused, slowly: without the cancellation this would be retried.
+            fake_listener srv(io, first_connection({{.message = 0,
+                                                     .command = ".",
+                                                     .reply = "451 4.3.0 try again later",
+                                                     .delay = 300ms}}));
+            mailer m(io.get_executor(), one_provider(srv));
+            asio::cancellation_signal sig;
+            std::optional<std::pair<error_code, send_report>> out;
+            const auto msg = message();
+            m.async_send(
+                msg, asio::bind_cancellation_slot(sig.slot(), [&](error_code ec, send_report r) {
+                    out.emplace(ec, std::move(r));
+                }));
+            test::run_until(io, [&] { return srv.data_count(msg.message_id()) == 1; });
+            REQUIRE_FALSE(out.has_value());
+            sig.emit(type);
+            test::run_until(io, [&] { return out.has_value(); });
+            CHECK(out->first.category() == smtp::reply_category());
+            CHECK(out->first.value() == 451);
+            CHECK(out->second.attempts == 1);
+            test::settle(io, 200ms);
+            CHECK(srv.data_count(msg.message_id()) == 1);
+            CHECK(srv.accepted_count(msg.message_id()) == 0);
+        }
+    }
+
     // Regression (fixed in 6851bd4): a server that answers a pipelined MAIL with 421 closes
     // at once (RFC 5321 §3.8), so the RCPT reply never comes; the client reported the lost
     // connection and dropped the 421, so the limiter never heard the slow-down.
