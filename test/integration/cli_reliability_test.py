@@ -28,7 +28,6 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "peers"))
@@ -45,49 +44,12 @@ EX_OK, EX_DATAERR, EX_NOINPUT, EX_TEMPFAIL = 0, 65, 66, 75
 MAILROOM = None
 TMP = None
 STOPPERS = []
-passed = failed = 0
 
 
-class CaseFailed(Exception):
-    pass
-
-
-class Case:
-    def __init__(self, name):
-        self.name = name
-        self.problems = []
-
-    def check(self, ok, why):
-        if not ok:
-            self.problems.append(why)
-        return ok
-
-    def eq(self, what, got, want):
-        return self.check(got == want, f"{what}: {peerlib.describe(got, want)}")
-
-    def require(self, ok, why):
-        if not ok:
-            self.problems.append(why)
-            raise CaseFailed()
-
-
-def run_case(name, fn):
-    global passed, failed
-    c = Case(name)
-    try:
-        fn(c)
-    except CaseFailed:
-        pass
-    except Exception:
-        c.problems.append("exception: " + " | ".join(
-            line.strip() for line in traceback.format_exc().strip().splitlines()[-3:]))
-    if c.problems:
-        failed += 1
-        print(f"FAIL {name}: " + "; ".join(p.replace("\n", "\\n") for p in c.problems),
-              flush=True)
-    else:
-        passed += 1
-        print(f"ok {name}", flush=True)
+CaseFailed = peerlib.CaseFailed
+Case = peerlib.Case
+TALLY = peerlib.Tally()
+run_case = TALLY.run
 
 
 def limit_memory():
@@ -668,8 +630,8 @@ def main(argv):
             except Exception:
                 pass
         shutil.rmtree(TMP, ignore_errors=True)
-    print(f"cli-reliability: {passed} passed, {failed} failed", flush=True)
-    return 1 if failed else 0
+    print(f"cli-reliability: {TALLY.passed} passed, {TALLY.failed} failed", flush=True)
+    return 1 if TALLY.failed else 0
 
 
 if __name__ == "__main__":

@@ -31,13 +31,11 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PEERS = os.path.join(HERE, "peers")
 sys.path.insert(0, PEERS)
 import peerlib  # noqa: E402  (the peers' shared helpers)
-from peerlib import describe  # noqa: E402
 PYTHON = "/usr/bin/python3"
 SMTP_SINK = os.path.join(PEERS, "smtp_sink.sh")
 MAKE_PKI = os.path.join(PEERS, "make_test_pki.py")
@@ -61,52 +59,10 @@ PKI = None
 
 # ---- reporting --------------------------------------------------------------------------------
 
-class CaseFailed(Exception):
-    pass
-
-
-class Case:
-    """Collects what went wrong in one named case; every check adds to the list."""
-
-    def __init__(self, name):
-        self.name = name
-        self.problems = []
-
-    def check(self, ok, why):
-        if not ok:
-            self.problems.append(why)
-        return ok
-
-    def eq(self, what, got, want):
-        return self.check(got == want, f"{what}: {describe(got, want)}")
-
-    def require(self, ok, why):
-        """A check the rest of the case depends on: stops the case when it fails."""
-        if not ok:
-            self.problems.append(why)
-            raise CaseFailed()
-
-
-passed = failed = 0
-
-
-def run_case(name, fn):
-    global passed, failed
-    c = Case(name)
-    try:
-        fn(c)
-    except CaseFailed:
-        pass
-    except Exception:
-        c.problems.append("exception: " + " | ".join(
-            line.strip() for line in traceback.format_exc().strip().splitlines()[-3:]))
-    if c.problems:
-        failed += 1
-        print(f"FAIL {name}: " + "; ".join(p.replace("\n", "\\n") for p in c.problems),
-              flush=True)
-    else:
-        passed += 1
-        print(f"ok {name}", flush=True)
+CaseFailed = peerlib.CaseFailed
+Case = peerlib.Case
+TALLY = peerlib.Tally()
+run_case = TALLY.run
 
 
 # ---- running mailroom -------------------------------------------------------------------------
@@ -1453,8 +1409,8 @@ def main(argv):
                     print(f"send_test.py: stopping a server: {e!r}", file=sys.stderr)
     sys.stdout.flush()
     print(f"send_test.py: {time.monotonic() - start:.1f} s", file=sys.stderr, flush=True)
-    print(f"send-integration: {passed} passed, {failed} failed")
-    return 1 if failed else 0
+    print(f"send-integration: {TALLY.passed} passed, {TALLY.failed} failed")
+    return 1 if TALLY.failed else 0
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ import selectors
 import signal
 import subprocess
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 PYTHON = "/usr/bin/python3"
@@ -99,3 +100,55 @@ class Aiosmtpd:
         if not self.proc.stdout.closed:
             self.proc.stdout.close()
         return clean
+
+
+# ---- cases ------------------------------------------------------------------------------------
+
+class CaseFailed(Exception):
+    """Raised by Case.require: the rest of the case depends on what failed."""
+
+
+class Case:
+    """Collects what went wrong in one named case; every check adds to the list."""
+
+    def __init__(self, name):
+        self.name = name
+        self.problems = []
+
+    def check(self, ok, why):
+        if not ok:
+            self.problems.append(why)
+        return ok
+
+    def eq(self, what, got, want):
+        return self.check(got == want, f"{what}: {describe(got, want)}")
+
+    def require(self, ok, why):
+        """A check the rest of the case depends on: stops the case when it fails."""
+        if not ok:
+            self.problems.append(why)
+            raise CaseFailed()
+
+
+class Tally:
+    """Runs named cases, prints "ok NAME" or "FAIL NAME: problems" for each, and counts them."""
+
+    def __init__(self):
+        self.passed = self.failed = 0
+
+    def run(self, name, fn):
+        c = Case(name)
+        try:
+            fn(c)
+        except CaseFailed:
+            pass
+        except Exception:
+            c.problems.append("exception: " + " | ".join(
+                line.strip() for line in traceback.format_exc().strip().splitlines()[-3:]))
+        if c.problems:
+            self.failed += 1
+            print(f"FAIL {name}: " + "; ".join(p.replace("\n", "\\n") for p in c.problems),
+                  flush=True)
+        else:
+            self.passed += 1
+            print(f"ok {name}", flush=True)
