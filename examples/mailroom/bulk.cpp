@@ -553,7 +553,9 @@ int bulk_main(std::span<char*> argv)
         j += ",\"errors\":{";
         bool first = true;
         for (auto& [text, n] : st.errors) {
-            j += (first ? "" : ",") + json_string(text) + ":" + std::to_string(n);
+            if (!first)
+                j += ',';
+            j += json_string(text) + ":" + std::to_string(n);
             first = false;
         }
         j += "}}";

@@ -46,7 +46,9 @@ std::string report_json(const smtp::delivery_report& rep, error_code ec)
     bool first = true;
     for (const auto& r : rep.recipients)
         if (r.accepted()) {
-            j += (first ? "" : ",") + json_string(r.recipient.str());
+            if (!first)
+                j += ',';
+            j += json_string(r.recipient.str());
             first = false;
         }
     j += "],\"rejected\":[";
@@ -67,7 +69,9 @@ std::string report_json(const smtp::delivery_report& rep, error_code ec)
     first = true;
     for (const auto& r : rep.recipients)
         if (!r.accepted() && !rejected(r)) {
-            j += (first ? "" : ",") + json_string(r.recipient.str());
+            if (!first)
+                j += ',';
+            j += json_string(r.recipient.str());
             first = false;
         }
     j += "],\"queue_id\":" + (rep.queue_id.empty() ? "null" : json_string(rep.queue_id));
