@@ -115,7 +115,7 @@ void inject(script& s, fault f, stage at)
     case fault::reset: s.reset(); break;
     case fault::stall:
         if (body)
-            s.delay(3s).close();
+            s.delay(5s).close();
         else
             s.hang();
         break;
@@ -123,7 +123,7 @@ void inject(script& s, fault f, stage at)
     case fault::garbage:
         s.reply("garbage \x7f not a reply");
         if (body)
-            s.delay(3s).close();
+            s.delay(5s).close();
         else
             s.hang();
         break;
@@ -198,7 +198,7 @@ struct server {
     }
 };
 
-mailer_options options(std::uint16_t port, bool tls)
+mailer_options options(std::uint16_t port, bool tls, bool large = false)
 {
     smtp::client_options o;
     o.host = "127.0.0.1";
@@ -209,6 +209,13 @@ mailer_options options(std::uint16_t port, bool tls)
     o.tls.verify_name = "localhost";
     o.auth = smtp::credentials{.username = "user", .password = "secret", .allow_plaintext = !tls};
     o.timeouts.cap(500ms); // the stalls wait for it
+    if (large) {
+        // 24 MiB through the fake server (in this process, under sanitizers too) takes its
+        // time: each write gets 2 s (the server's stall in the body is 5 s), the final reply
+        // as long as the server needs to read it all.
+        o.timeouts.data_block = 2s;
+        o.timeouts.data_end = 30s;
+    }
     provider_options p{.name = "p", .server = o, .pool = {.max_connections = 2}};
     p.pool.reconnect = {.initial = 10ms, .max = 20ms};
     return {.providers = {p},
@@ -280,7 +287,6 @@ asio::awaitable<sent> send_and_cancel(mailer* m, mime::message msg, Pred reached
 #pragma GCC diagnostic pop
 #endif
 
-
 // Shuts the mailer down, destroys it, and checks that nothing of it is left on the client's
 // io_context (no timer, no operation); the caller counts file descriptors once the server is
 // gone too.
@@ -347,7 +353,8 @@ TEST_SUITE("pool")
                             },
                             &tls_ctx);
                         std::optional<mailer> m;
-                        m.emplace(io.get_executor(), options(srv.listener->port(), tls));
+                        m.emplace(io.get_executor(),
+                                  options(srv.listener->port(), tls, at == stage::body));
                         auto [ec, rep] = run_coro(io, send(&*m, msg));
                         finish(io, m);
                         // The first connection's script accepts the message only before QUIT.
