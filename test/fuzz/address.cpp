@@ -65,7 +65,15 @@ void check_mailbox(const mailbox& m)
     FUZZ_CHECK(fuzz::longest_line(out) <= 998, "To: line over 998 octets");
     const std::string unfolded = fuzz::unfold(out);
     const std::string v = unfolded.substr(3, unfolded.size() - 5);
-    const auto back = mailbox::parse(v);
+    // mailbox::parse refuses more than 4096 octets (hostile input); encoded-words make a long
+    // name longer than it was, so a long one may be written beyond what parse takes back.
+    mailroom::diagnostics diag;
+    const auto back = mailbox::parse(v, diag);
+    if (v.size() > 4096) {
+        FUZZ_CHECK(!back && diag.detail == "longer than 4096 octets",
+                   "a mailbox over 4096 octets isn't refused as too long");
+        return;
+    }
     FUZZ_CHECK(back.has_value(), "a written mailbox doesn't parse");
     FUZZ_CHECK(back->address() == m.address(), "a written mailbox parses to another address");
     if (v.find("=?") == std::string::npos)
