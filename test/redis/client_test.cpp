@@ -573,6 +573,27 @@ TEST_SUITE("redis")
         CHECK(s.pending == 0);
     }
 
+    TEST_CASE("a connection closed while idle is re-made at once by the next request")
+    {
+        redis_server server;
+        asio::io_context io;
+        auto o = opts_for(server);
+        o.reconnect_initial = 2s; // a backoff would fail the PING below
+        o.reconnect_max = 4s;
+        redis::client c(io.get_executor(), o);
+        redis::client admin(io.get_executor(), opts_for(server));
+        REQUIRE_FALSE(run(io, c, {"CLIENT", "SETNAME", "victim"}).ec);
+        auto r = run(io, admin, {"CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes"});
+        REQUIRE(r.r.integer == 1);
+        mailroom::test::run_until(
+            io, [&] { return c.snapshot().state == redis::state::reconnecting; }, 5s);
+        r = run(io, c, {"PING"});
+        CHECK_FALSE(r.ec);
+        CHECK(r.r.str == "PONG");
+        CHECK(c.snapshot().connects == 2);
+        CHECK(c.snapshot().failed == 0);
+    }
+
     TEST_CASE("server stopped: redis_timeout for the request and those behind it; it recovers")
     {
         redis_server server;

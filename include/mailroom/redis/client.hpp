@@ -128,7 +128,8 @@ struct client_impl;
 /// The first request connects (then AUTH and SELECT, pipelined together; requests go out once
 /// they are answered, so none runs as the wrong user or in the wrong database). A lost connection
 /// fails the requests on it with error::redis_unavailable and is re-made for the next
-/// request, after a backoff during which requests fail at once. An error *reply* is not an
+/// request, after a backoff during which requests fail at once (one closed while no request
+/// waited, by the server's idle `timeout` say, is re-made at once). An error *reply* is not an
 /// error code: it comes back as a reply of type error, for the caller to judge (NOSCRIPT,
 /// say), except that NOAUTH, WRONGPASS and NOPERM are error::redis_auth_failed.
 ///
