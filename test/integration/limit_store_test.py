@@ -15,6 +15,10 @@ dot), its Message-ID, its sender (one per mailroom process) and how many recipie
 Every mailroom run has a time limit. The bounds are the issue's: in any 1-s window the fleet
 sends at most rate + burst (tokens: messages, or recipients with --charge recipient), and the
 whole run's span is within 10 % of the ideal (tokens - burst) / rate.
+The arrivals are timed in this process: on a machine busy with other work this Python server
+falls behind and records late arrivals in bunches (1-s windows of 256 and 344 recipients
+against 220 were seen here beside an 8-process bench at 5000/s; `mailroom sink` timing the
+same runs saw at most 216), so meson runs this test alone (is_parallel: false).
 Prints "ok NAME" or "FAIL NAME: WHY" per case, then "limit-store: N passed, M failed"; exits 1
 if any case failed (77, meson's "skipped", when there is no redis-server).
 """
@@ -323,6 +327,25 @@ def busiest(arrivals, width, weight=lambda a: 1):
     return best
 
 
+def busiest_at(arrivals, width, weight=lambda a: 1):
+    """Where the busiest window starts, in seconds after the first arrival, and the tokens
+    per 100 ms from 0.2 s before it to its end: for the failure message."""
+    xs = sorted((a[0], weight(a)) for a in arrivals)
+    best, at, total, j = 0, 0, 0, 0
+    for i in range(len(xs)):
+        while j < len(xs) and xs[j][0] < xs[i][0] + width:
+            total += xs[j][1]
+            j += 1
+        if total > best:
+            best, at = total, i
+        total -= xs[i][1]
+    t = xs[at][0]
+    bins = [sum(w for x, w in xs if t - 0.2 + k * 0.1 <= x < t - 0.1 + k * 0.1)
+            for k in range(int(width * 10) + 2)]
+    return f"it starts {t - xs[0][0]:.3f} s after the first arrival; per 100 ms from 0.2 s " \
+           f"before it: {' '.join(map(str, bins))}"
+
+
 def span(arrivals):
     ts = [a[0] for a in arrivals]
     return max(ts) - min(ts) if ts else 0.0
@@ -386,7 +409,8 @@ def case_accuracy(c):
     print(f"  accuracy: busiest 1-s window {win} (bound {rate + burst}), span {span(arr):.3f} s"
           f" (ideal {ideal:.3f} s), commands/message "
           f"{[r.get('limit_store', {}).get('commands_per_message') for r in reps]}", flush=True)
-    c.check(win <= rate + burst, f"busiest 1-s window {win} > {rate + burst}")
+    c.check(win <= rate + burst,
+            f"busiest 1-s window {win} > {rate + burst} ({busiest_at(arr, 1.0)})")
     c.check(abs(span(arr) - ideal) <= 0.1 * ideal,
             f"span {span(arr):.3f} s, ideal {ideal:.3f} s (10 %)")
     for i, rep in enumerate(reps):
@@ -406,7 +430,8 @@ def case_accuracy_recipients(c):
     ideal = (procs * count * rcpts - burst) / rate
     print(f"  recipients: busiest 1-s window {win} recipients (bound {rate + burst}), span "
           f"{span(arr):.3f} s (ideal {ideal:.3f} s)", flush=True)
-    c.check(win <= rate + burst, f"busiest 1-s window {win} recipients > {rate + burst}")
+    c.check(win <= rate + burst, f"busiest 1-s window {win} recipients > {rate + burst} "
+            f"({busiest_at(arr, 1.0, weight=lambda a: a[3])})")
     c.check(abs(span(arr) - ideal) <= 0.1 * ideal,
             f"span {span(arr):.3f} s, ideal {ideal:.3f} s (10 %)")
 
@@ -437,7 +462,8 @@ def case_two_buckets(c):
         bound = min(r * width + b for r, b in buckets)
         win = busiest(arr, width)
         figures.append(f"{width:g} s: {win} <= {bound:g}")
-        c.check(win <= bound, f"busiest {width:g}-s window {win} > {bound:g}")
+        c.check(win <= bound, f"busiest {width:g}-s window {win} > {bound:g} "
+                f"({busiest_at(arr, width)})")
     # The per-second bucket binds at first: some second holds more than the per-minute
     # bucket's refill alone would allow after its depth is spent, and the first seconds run
     # at about 100/s (the per-minute bucket's 600 last about 5.6 s at 100/s less 10/s refill).
