@@ -543,6 +543,8 @@ def case_redis_stalled_wait(c):
     err = stderr_text(runs)
     c.check(re.search(r"limit\[stall-wait\] Redis unavailable \(.*\): sends wait for it", err),
             f"no 'Redis unavailable ... sends wait for it' on stderr: {err[-600:]!r}")
+    c.check("limit[stall-wait] Redis answers again" in err,
+            f"no 'Redis answers again' on stderr: {err[-600:]!r}")
 
 
 def case_redis_stalled_local(c):
@@ -580,6 +582,12 @@ def case_redis_stalled_local(c):
                 f"{rate / procs:g}/s")
     c.check(busiest(arr, 1.0) <= rate + procs * 20 + 20,
             f"busiest 1-s window {busiest(arr, 1.0)}")
+    err = stderr_text(runs)
+    c.check(re.search(r"limit\[stall-local\] Redis unavailable \(.*\): local buckets stand in",
+                      err), f"no 'Redis unavailable ... local buckets stand in' on stderr: "
+            f"{err[-600:]!r}")
+    c.check("limit[stall-local] Redis answers again" in err,
+            f"no 'Redis answers again' on stderr: {err[-600:]!r}")
 
 
 def case_scripts_flushed(c):
