@@ -88,6 +88,11 @@ public:
         case error::circuit_open:
             return "the server's recent connects failed; sends fail fast until it answers again";
         case error::send_deadline_exceeded: return "the send's deadline passed while it waited";
+        case error::invalid_redis_options: return "invalid Redis store options";
+        case error::redis_unavailable: return "the Redis store can't be reached";
+        case error::redis_timeout: return "timed out waiting for Redis";
+        case error::redis_auth_failed: return "Redis refused the credentials";
+        case error::redis_error_reply: return "Redis answered with an error";
         }
         return "unknown mailroom error";
     }
@@ -153,6 +158,10 @@ public:
         // An open breaker closes again once a probe connects.
         case error::circuit_open: return make_error_condition(condition::transient);
         case error::send_deadline_exceeded: return make_error_condition(condition::timeout);
+        case error::redis_unavailable: return make_error_condition(condition::transient);
+        case error::redis_timeout: return make_error_condition(condition::timeout);
+        case error::redis_auth_failed:
+        case error::redis_error_reply: return make_error_condition(condition::permanent);
         default: return make_error_condition(condition::invalid_input);
         }
     }

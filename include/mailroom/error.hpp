@@ -124,6 +124,22 @@ enum class error {
     /// The send's own deadline passed while it waited (rate limiter, pool checkout, retry
     /// backoff) before it could start: a timeout, so transient too.
     send_deadline_exceeded,
+
+    // Shared limit store (mailroom::redis), appended.
+    /// A limit store's address can't be used: a malformed redis:// URL, a database number out
+    /// of range, options out of range. Invalid input.
+    invalid_redis_options,
+    /// The Redis server can't be reached, or the connection to it was lost before the reply
+    /// came. Transient: it reconnects with backoff.
+    redis_unavailable,
+    /// No reply from Redis within the connect or per-request deadline. A timeout.
+    redis_timeout,
+    /// Redis refused the credentials (WRONGPASS, NOAUTH, NOPERM on AUTH or SELECT): permanent,
+    /// a reconnect fails the same way.
+    redis_auth_failed,
+    /// Redis answered with an error, or with a reply of a shape the caller can't use (a script
+    /// that fails, a wrong type): permanent. The diagnostics carry the server's text.
+    redis_error_reply,
 };
 
 /// The category of `mailroom::error`, named "mailroom". One instance, comparable across
