@@ -158,6 +158,53 @@ result<ticket> rate_limiter::enqueue(std::uint64_t cost, time_point now)
 
 std::vector<ticket> rate_limiter::poll(time_point now)
 {
+    return poll_impl(now, nullptr);
+}
+
+std::vector<ticket> rate_limiter::poll(time_point now, std::uint64_t& tokens)
+{
+    return poll_impl(now, &tokens);
+}
+
+std::optional<std::uint64_t> rate_limiter::head_cost()
+{
+    drop_cancelled_front();
+    if (queue_.empty())
+        return std::nullopt;
+    return queue_.front().cost;
+}
+
+std::uint64_t rate_limiter::cost_of_first(std::size_t n) const noexcept
+{
+    std::uint64_t total = 0;
+    for (const waiter& w : queue_) {
+        if (n == 0)
+            break;
+        if (w.cancelled)
+            continue;
+        total += w.cost;
+        --n;
+    }
+    return total;
+}
+
+std::size_t rate_limiter::free_slots() const noexcept
+{
+    const std::size_t cap = effective_max_in_flight();
+    if (cap == 0)
+        return std::numeric_limits<std::size_t>::max();
+    return cap > granted_.size() ? cap - granted_.size() : 0;
+}
+
+std::optional<std::uint64_t> rate_limiter::granted_cost(ticket t) const
+{
+    if (auto g = granted_.find(t.id); g != granted_.end())
+        return g->second;
+    return std::nullopt;
+}
+
+std::vector<ticket> rate_limiter::poll_impl(time_point now, std::uint64_t* tokens)
+{
     advance(now);
     std::vector<ticket> granted;
     if (paused_until_)
@@ -170,8 +217,10 @@ std::vector<ticket> rate_limiter::poll(time_point now)
         const bool fits = std::all_of(buckets_.begin(), buckets_.end(), [&](const token_bucket& b) {
             return b.available(now_) >= w.cost;
         });
-        if (!fits)
+        if (!fits || (tokens && *tokens < w.cost))
             break;
+        if (tokens)
+            *tokens -= w.cost;
         for (token_bucket& b : buckets_)
             b.try_take(w.cost, now_);
         granted_.emplace(w.id, w.cost);

@@ -8,6 +8,7 @@
 #include <mailroom/limit/permit.hpp>
 #include <mailroom/limit/rate_limiter_options.hpp>
 #include <mailroom/limit/signal.hpp>
+#include <mailroom/limit/store_options.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
@@ -48,6 +49,14 @@ public:
     /// Throws system_error(error::invalid_limit) with the field named, when `options` are out
     /// of range (see rate_limiter::create).
     limiter(executor_type ex, rate_limiter_options options);
+    /// A limiter whose buckets live where `store` says. With store_kind::redis: `client` is
+    /// the connection to use (shared by several limiters; it must have been made with
+    /// store.redis's server), or, when null, one made from store.redis; `default_key` names
+    /// the shared state when store.key is empty. Throws system_error(error::invalid_limit)
+    /// when the store options are out of range (the field named), and
+    /// system_error(error::invalid_redis_options) for the server's.
+    limiter(executor_type ex, rate_limiter_options options, store_options store,
+            std::shared_ptr<redis::client> client = {}, std::string default_key = "limit");
     /// Takes over the other's state; the moved-from limiter may only be destroyed or assigned
     /// to.
     limiter(limiter&&) noexcept;

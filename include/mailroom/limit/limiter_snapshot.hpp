@@ -1,6 +1,7 @@
 // mailroom::limit::limiter_snapshot: a rate limiter's counters and gauges at one instant.
 #pragma once
 
+#include <mailroom/config.hpp>
 #include <mailroom/limit/clock.hpp>
 
 #include <cstddef>
@@ -23,7 +24,32 @@ struct limiter_snapshot {
         /// itself is exact).
         double effective_rate = 0;
     };
-    std::vector<bucket> buckets{}; ///< one per configured bucket
+    std::vector<bucket> buckets{}; ///< one per configured bucket (local store: their levels)
+
+    /// Where a shared store (store_kind::redis) is.
+    enum class store_state {
+        connecting,  ///< no answer from Redis yet
+        connected,   ///< the last call was answered
+        unavailable, ///< Redis can't be reached; sends wait for it (unavailable_policy::wait)
+        fallback,    ///< Redis can't be reached; local buckets stand in (local_fallback)
+        failed,      ///< Redis refused us (credentials, an error reply): sends fail
+    };
+    /// A shared store's gauges and counters.
+    struct store_info {
+        store_state state = store_state::connecting; ///< now
+        std::uint64_t commands = 0;        ///< Redis commands sent (round trips, pipelined)
+        std::uint64_t acquires = 0;        ///< acquire calls made
+        std::uint64_t failures = 0;        ///< calls that failed (unavailable, timed out, refused)
+        std::uint64_t leases = 0;          ///< answers that leased tokens ahead of need
+        std::uint64_t leased_tokens = 0;   ///< tokens leased by them
+        std::uint64_t refunded_tokens = 0; ///< leased tokens given back unused
+        std::uint64_t fallback_grants = 0; ///< tokens granted by the local fallback buckets
+        std::uint64_t lease_held = 0;      ///< leased tokens held now
+        duration redis_wait{};             ///< time acquire calls were outstanding, summed
+        unsigned shared_rate_permille = 1000; ///< the fleet's adaptive rate at the last answer
+    };
+    /// Set when the buckets live in a shared store (store_kind::redis).
+    std::optional<store_info> store{};
 
     // Gauges.
     unsigned rate_permille = 1000;  ///< the adaptive rate, in thousandths of the configured one
@@ -44,5 +70,8 @@ struct limiter_snapshot {
     std::uint64_t rate_cuts = 0;     ///< of those, the ones that cut the rate (not cooling down)
     std::uint64_t quota_signals = 0; ///< signal::quota_exhausted received
 };
+
+/// "connecting", "connected", "unavailable", "fallback", "failed".
+MAILROOM_API const char* to_string(limiter_snapshot::store_state s) noexcept;
 
 } // namespace mailroom::limit

@@ -83,6 +83,31 @@ public:
     /// (tokens or concurrency).
     MAILROOM_API std::vector<ticket> poll(time_point now);
 
+    /// As poll(now), but each grant also takes its cost out of `tokens`, tokens held outside
+    /// the buckets (a lease from a shared store): the head goes only when `tokens` holds its
+    /// cost too. With no buckets, `tokens` alone decides.
+    MAILROOM_API std::vector<ticket> poll(time_point now, std::uint64_t& tokens);
+
+    /// The cost the head of the queue waits for; nothing when no one waits.
+    MAILROOM_API std::optional<std::uint64_t> head_cost();
+    /// What every waiter wants, together.
+    std::uint64_t waiting_cost() const noexcept { return waiting_cost_; }
+    /// The next adaptive recovery step, while the rate is cut (and adaptive.enabled).
+    std::optional<time_point> next_recovery_step() const noexcept
+    {
+        if (options_.adaptive.enabled && permille_ < token_bucket::full_rate)
+            return next_step_;
+        return std::nullopt;
+    }
+    /// What the first `n` waiters want, together.
+    MAILROOM_API std::uint64_t cost_of_first(std::size_t n) const noexcept;
+    /// How many more acquisitions the concurrency cap lets go now (SIZE_MAX: no cap).
+    MAILROOM_API std::size_t free_slots() const noexcept;
+    /// The cost a granted ticket took; nothing if `t` is not granted.
+    MAILROOM_API std::optional<std::uint64_t> granted_cost(ticket t) const;
+    /// Whether the concurrency cap holds the head back now.
+    bool at_concurrency_cap() const noexcept { return concurrency_blocked(); }
+
     /// When poll() should next run: the time the head of the queue could be granted at the
     /// current rate (≤ `now`: poll now), or the next adaptive recovery step if that comes
     /// first (the head may then go sooner). Nothing: no one waits, or the head waits only for
@@ -141,6 +166,7 @@ private:
 
     time_point at(time_point now) const noexcept { return now < now_ ? now_ : now; }
     void advance(time_point now);
+    std::vector<ticket> poll_impl(time_point now, std::uint64_t* tokens);
     void set_permille(unsigned permille, time_point now);
     void drop_cancelled_front();
     bool remove_waiting(ticket t);
