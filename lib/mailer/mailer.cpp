@@ -69,7 +69,8 @@ struct atomic_histogram {
 struct send_op;
 
 struct provider_state {
-    provider_state(asio::any_io_executor strand_, provider_options o)
+    provider_state(asio::any_io_executor strand_, provider_options o,
+                   std::shared_ptr<redis::client> store_client = {})
         : strand(strand_)
         , name(o.name)
         , pool(strand_, o.server, o.pool)
@@ -77,7 +78,9 @@ struct provider_state {
         , deadline_timer(strand_)
     {
         const auto& l = o.limits;
-        if (!l.buckets.empty() || l.max_in_flight != 0)
+        if (o.limit_store.kind == limit::store_kind::redis)
+            limiter.emplace(strand_, l, o.limit_store, std::move(store_client), o.name);
+        else if (!l.buckets.empty() || l.max_in_flight != 0)
             limiter.emplace(strand_, l);
     }
 
@@ -507,6 +510,7 @@ mailer::mailer(executor_type ex, mailer_options options)
         options.retry.max_backoff < options.retry.initial_backoff)
         bad_options(invalid, "retry: 0 < initial_backoff <= max_backoff");
     std::set<std::string> names;
+    std::map<std::string, std::shared_ptr<redis::client>> redis_clients;
     for (std::size_t n = 0; n < options.providers.size(); ++n) {
         auto& po = options.providers[n];
         const std::string where = "providers[" + std::to_string(n) + "]";
@@ -520,8 +524,22 @@ mailer::mailer(executor_type ex, mailer_options options)
             if (auto e = i->routes.add(d, n))
                 bad_options(e, where + ".sender_domains: '" + d + "'");
         try {
+            // One Redis connection per server, shared by the providers that name it.
+            std::shared_ptr<redis::client> store_client;
+            if (po.limit_store.kind == limit::store_kind::redis) {
+                auto& r = po.limit_store.redis;
+                if (r.log.sink == nullptr)
+                    r.log = options.log;
+                const std::string id = std::string(r.tls ? "rediss://" : "redis://") + r.username +
+                                       "@" + r.host + ":" + std::to_string(r.port) + "/" +
+                                       std::to_string(r.db);
+                auto& c = redis_clients[id];
+                if (!c)
+                    c = std::make_shared<redis::client>(ex, r);
+                store_client = c;
+            }
             i->providers.push_back(std::make_unique<detail::provider_state>(
-                po.pool.single_threaded ? ex : asio::make_strand(ex), po));
+                po.pool.single_threaded ? ex : asio::make_strand(ex), po, store_client));
             i->providers.back()->owner = i;
         } catch (const boost::system::system_error& e) {
             bad_options(e.code(), where + " (" + po.name + "): " + what_arg(e));
@@ -665,9 +683,15 @@ void mailer::initiate_shutdown(std::shared_ptr<detail::mailer_impl> i,
     st->handler.swap(h); // not operator=: see detail/completion.hpp
     st->ex = i->ex;
     for (auto& p : i->providers)
-        p->pool.async_drain([st](error_code) {
-            if (--st->left == 0)
-                post_completion(st->ex, std::move(st->handler), error_code{});
+        p->pool.async_drain([st, i](error_code) {
+            if (--st->left != 0)
+                return;
+            // Every send is done: the limiters go too (a shared limit store's connection with
+            // them).
+            for (auto& q : i->providers)
+                if (q->limiter)
+                    q->limiter->close();
+            post_completion(st->ex, std::move(st->handler), error_code{});
         });
 }
 

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mailroom/limit/rate_limiter_options.hpp>
+#include <mailroom/limit/store_options.hpp>
 #include <mailroom/logger.hpp>
 #include <mailroom/pool/pool_options.hpp>
 #include <mailroom/smtp/client_options.hpp>
@@ -24,6 +25,12 @@ struct provider_options {
     pool::pool_options pool{};
     /// The provider's quotas. No buckets and no max_in_flight: no limiter at all.
     limit::rate_limiter_options limits{};
+    /// Where the quotas' state lives: this process (the default) or Redis, shared with every
+    /// process that names the same server and key (default key: the provider's name).
+    /// max_in_flight stays per process either way. Providers naming the same Redis server
+    /// (host, port, TLS, user, database) share one connection to it. With a logger-less
+    /// limit_store.redis, the mailer's log is used.
+    limit::store_options limit_store{};
     /// Mail whose sender (MAIL FROM) is in one of these domains goes here. "example.com"
     /// matches that domain only; "*.example.com" its subdomains too. Case-insensitive.
     std::vector<std::string> sender_domains{};
