@@ -47,24 +47,6 @@ std::uint64_t parse_count(const std::string& flag, const std::string& v, std::ui
     return n;
 }
 
-// "R/s", "R/m", "R/h", "R/d".
-limit::bucket_options parse_rate(const std::string& v)
-{
-    const auto slash = v.find('/');
-    if (slash == std::string::npos || slash + 2 != v.size())
-        throw failure(ex_usage, "--rate: expected R/s, R/m, R/h or R/d, got '" + v + "'");
-    limit::bucket_options b;
-    b.rate = parse_count("--rate", v.substr(0, slash), 1, 1'000'000'000);
-    switch (v[slash + 1]) {
-    case 's': b.per = std::chrono::seconds(1); break;
-    case 'm': b.per = std::chrono::minutes(1); break;
-    case 'h': b.per = std::chrono::hours(1); break;
-    case 'd': b.per = std::chrono::hours(24); break;
-    default: throw failure(ex_usage, "--rate: the unit is s, m, h or d, got '" + v + "'");
-    }
-    return b;
-}
-
 // A text body of about `want` octets on the wire: 76-character lines of printable ASCII, so it
 // goes as 7bit with no encoding work.
 std::string filler(std::size_t want)
@@ -279,9 +261,9 @@ int bulk_main(std::span<char*> argv)
     server_options server;
     std::optional<std::uint64_t> count;
     std::uint64_t connections = 4, recipients = 1, size = 2048, pipeline = 4;
-    std::optional<std::uint64_t> concurrency, burst, deadline;
+    std::optional<std::uint64_t> concurrency, deadline;
     std::uint64_t grace = 10;
-    std::vector<limit::bucket_options> rates;
+    limit_options limits;
     std::string from_text = "sender@example.com", to_text = "rcpt@example.net";
     std::optional<std::string> eml;
     bool json = false, from_given = false, to_given = false;
@@ -295,7 +277,7 @@ int bulk_main(std::span<char*> argv)
             print_version();
             return ex_ok;
         }
-        if (server.take(flag, args))
+        if (server.take(flag, args) || limits.take(flag, args))
             continue;
         const std::string f(flag);
         if (flag == "--count")
@@ -306,10 +288,6 @@ int bulk_main(std::span<char*> argv)
             concurrency = parse_count(f, args.value(), 1, 1'000'000);
         else if (flag == "--pipeline-depth")
             pipeline = parse_count(f, args.value(), 1, 64);
-        else if (flag == "--rate")
-            rates.push_back(parse_rate(args.value()));
-        else if (flag == "--burst")
-            burst = parse_count(f, args.value(), 1, 1'000'000'000);
         else if (flag == "--size")
             size = parse_count(f, args.value(), 1, 512ull << 20);
         else if (flag == "--recipients")
@@ -342,10 +320,8 @@ int bulk_main(std::span<char*> argv)
     smtp::client_options opts = server.finish();
     const smtp::tls_mode tls_mode = opts.tls.mode;
     const std::uint64_t in_flight = concurrency.value_or(connections * pipeline);
-    for (auto& b : rates)
-        b.burst = burst.value_or(b.rate);
-    if (burst && rates.empty())
-        throw failure(ex_usage, "--burst needs --rate");
+    const limit::rate_limiter_options rate_limits = limits.limits();
+    const limit::store_options store = limits.store();
 
     auto from = mailroom::address::parse(from_text);
     if (!from)
@@ -392,7 +368,13 @@ int bulk_main(std::span<char*> argv)
     po.pool.breaker.open_for =
         std::min<pool::duration>(po.pool.breaker.open_for, std::max(t.connect, t.greeting));
     po.pool.single_threaded = true; // io below is run by this thread alone
-    po.limits.buckets = rates;
+    po.limits = rate_limits;
+    po.limit_store = store;
+    // The store's state changes (Redis lost, back, refusing us) go to standard error.
+    po.limit_store.redis.log.level = log_level::warning;
+    po.limit_store.redis.log.sink = [](log_level, std::string_view line) {
+        std::fprintf(stderr, "mailroom: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
     mo.retry.max_attempts = 3;
     mo.retry.max_backoff = std::chrono::seconds(5);
     if (deadline) {
@@ -550,6 +532,29 @@ int bulk_main(std::span<char*> argv)
         j += ",\"connections_opened\":" + std::to_string(pv.pool.connects);
         j += ",\"retries\":" + std::to_string(pv.retries);
         j += ",\"breaker_trips\":" + std::to_string(pv.pool.breaker_trips);
+        if (pv.limiter && pv.limiter->store) {
+            const auto& ls = *pv.limiter->store;
+            char sb[512];
+            std::snprintf(
+                sb, sizeof sb,
+                ",\"limit_store\":{\"state\":\"%s\",\"commands\":%llu,"
+                "\"commands_per_message\":%.4f,\"acquires\":%llu,\"failures\":%llu,"
+                "\"leases\":%llu,\"leased_tokens\":%llu,\"mean_lease\":%.2f,"
+                "\"refunded_tokens\":%llu,\"fallback_grants\":%llu,\"redis_wait_ms\":%.3f,"
+                "\"shared_rate_permille\":%u}",
+                limit::to_string(ls.state), static_cast<unsigned long long>(ls.commands),
+                st.done ? static_cast<double>(ls.commands) / static_cast<double>(st.done) : 0.0,
+                static_cast<unsigned long long>(ls.acquires),
+                static_cast<unsigned long long>(ls.failures),
+                static_cast<unsigned long long>(ls.leases),
+                static_cast<unsigned long long>(ls.leased_tokens),
+                ls.leases ? static_cast<double>(ls.leased_tokens) / static_cast<double>(ls.leases)
+                          : 0.0,
+                static_cast<unsigned long long>(ls.refunded_tokens),
+                static_cast<unsigned long long>(ls.fallback_grants), millis(ls.redis_wait),
+                ls.shared_rate_permille);
+            j += sb;
+        }
         j += ",\"errors\":{";
         bool first = true;
         for (auto& [text, n] : st.errors) {
@@ -582,6 +587,21 @@ int bulk_main(std::span<char*> argv)
         std::printf("connections opened %llu, retries %llu\n",
                     static_cast<unsigned long long>(pv.pool.connects),
                     static_cast<unsigned long long>(pv.retries));
+        if (pv.limiter && pv.limiter->store) {
+            const auto& ls = *pv.limiter->store;
+            std::printf(
+                "limit store %s: %llu Redis commands (%.3f per message), %llu leases "
+                "(%.1f tokens on average), %.0f ms waiting for Redis\n",
+                limit::to_string(ls.state), static_cast<unsigned long long>(ls.commands),
+                st.done ? static_cast<double>(ls.commands) / static_cast<double>(st.done) : 0.0,
+                static_cast<unsigned long long>(ls.leases),
+                ls.leases ? static_cast<double>(ls.leased_tokens) / static_cast<double>(ls.leases)
+                          : 0.0,
+                millis(ls.redis_wait));
+            if (ls.fallback_grants > 0)
+                std::printf("  %llu granted by the local fallback while Redis was away\n",
+                            static_cast<unsigned long long>(ls.fallback_grants));
+        }
         if (pv.pool.breaker_trips > 0)
             std::printf("circuit breaker opened %llu times (the server was not there)\n",
                         static_cast<unsigned long long>(pv.pool.breaker_trips));
@@ -620,7 +640,8 @@ const char* bulk_usage()
         "  --pipeline-depth D     sends sharing a pipelining connection (default 4)\n"
         "  --concurrency C        sends in flight at most (default K x D)\n"
         "  --rate R/s|R/m|R/h|R/d a rate limit; repeat for several buckets at once\n"
-        "  --burst B              depth of each rate bucket (default: its R)\n"
+        "  --burst B              depth of each rate bucket (default: its R)\n" +
+        std::string(limit_options::usage()) +
         "  --size BYTES           size of each generated message, about (default 2048)\n"
         "  --recipients R         recipients per message (default 1; rcpt+1@..., ...)\n"
         "  --from ADDR            sender (default sender@example.com)\n"

@@ -1,6 +1,8 @@
 // The mailroom command-line tool: shared option handling.
 #pragma once
 
+#include <mailroom/limit/rate_limiter_options.hpp>
+#include <mailroom/limit/store_options.hpp>
 #include <mailroom/mime/message_builder.hpp>
 #include <mailroom/smtp/client_options.hpp>
 
@@ -131,6 +133,29 @@ private:
     std::string password_flag_; // the option that gave the password, if one did
     bool allow_plain_ = false, verbose_ = false;
     std::optional<long> timeout_;
+};
+
+/// The rate-limit options shared by send and bulk: --rate, --burst, --charge, and where the
+/// buckets live (--limit-store, --limit-key, --limit-store-password-env/-file,
+/// --limit-store-fallback, --limit-processes).
+class limit_options {
+public:
+    /// Consumes `flag` if it is one of these options; false otherwise.
+    bool take(std::string_view flag, arg_reader& args);
+    /// The buckets, each with --burst (default: its rate); usage failures for contradictions.
+    limit::rate_limiter_options limits() const;
+    /// The store; usage failures for store options without --limit-store, and so on.
+    limit::store_options store() const;
+    /// Whether --rate was given.
+    bool has_rates() const noexcept { return !rates_.empty(); }
+    static const char* usage();
+
+private:
+    std::vector<limit::bucket_options> rates_;
+    std::optional<std::uint64_t> burst_;
+    limit::charge charge_ = limit::charge::per_message;
+    limit::store_options store_;
+    std::optional<std::string> password_;
 };
 
 /// The exit status the contract gives an error (`during_auth`: it came from the AUTH step).

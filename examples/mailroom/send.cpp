@@ -2,6 +2,7 @@
 
 #include "cli.hpp"
 
+#include <mailroom/limit/limiter.hpp>
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
@@ -105,6 +106,7 @@ int send_main(std::span<char*> argv)
     arg_reader args(argv);
     message_options msg;
     server_options server;
+    limit_options limits;
     std::optional<std::string> eml;
     bool json = false;
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
@@ -116,7 +118,7 @@ int send_main(std::span<char*> argv)
             print_version();
             return ex_ok;
         }
-        if (msg.take(flag, args) || server.take(flag, args))
+        if (msg.take(flag, args) || server.take(flag, args) || limits.take(flag, args))
             continue;
         if (flag == "--json") {
             json = true;
@@ -129,6 +131,12 @@ int send_main(std::span<char*> argv)
         }
     }
     const smtp::client_options opts = server.finish();
+    const limit::rate_limiter_options rate_limits = limits.limits();
+    limit::store_options store = limits.store();
+    store.redis.log.level = log_level::warning;
+    store.redis.log.sink = [](log_level, std::string_view line) {
+        std::fprintf(stderr, "mailroom: %.*s\n", static_cast<int>(line.size()), line.data());
+    };
 
     const mime::message m = eml ? msg.build_from_eml(*eml) : msg.build();
 
@@ -138,9 +146,35 @@ int send_main(std::span<char*> argv)
     bool during_auth = false;
     smtp::delivery_report report;
     report.message_id = m.message_id();
+    // With --rate, the message takes its tokens first (from Redis with --limit-store, shared
+    // with every process using the same key).
+    std::optional<limit::limiter> lim;
+    if (limits.has_rates())
+        lim.emplace(io.get_executor(), rate_limits, store, nullptr, "send");
     asio::co_spawn(
         io,
         [&]() -> asio::awaitable<void> {
+            // The limiter closes when this ends (its Redis connection would keep io running).
+            struct closer {
+                std::optional<limit::limiter>& l;
+                ~closer()
+                {
+                    if (l)
+                        l->close();
+                }
+            } close_limiter{lim};
+            limit::permit permit;
+            if (lim) {
+                auto [lec, p] =
+                    co_await lim->async_acquire(lim->cost_for(m.envelope().recipients.size()),
+                                                asio::as_tuple(asio::use_awaitable));
+                if (lec) {
+                    result = lec;
+                    report.diag = {"rate limiter", lec.message()};
+                    co_return;
+                }
+                permit = std::move(p);
+            }
             auto [ec] = co_await c.async_connect(asio::as_tuple(asio::use_awaitable));
             if (ec) {
                 result = ec;
@@ -188,7 +222,10 @@ const char* send_usage()
         "  --eml FILE             send this message file ('-': standard input); the envelope\n"
         "                         comes from its From/To/Cc/Bcc headers unless --from/--to/...\n"
         "                         are given\n"
-        "message options (as for compose):\n";
+        "  --rate R/s|R/m|R/h|R/d take a token from these buckets before sending (with\n"
+        "                         --limit-store: shared with every process using them)\n"
+        "  --burst B              depth of each rate bucket (default: its R)\n" +
+        std::string(limit_options::usage()) + "message options (as for compose):\n";
     return text.c_str();
 }
 

@@ -189,6 +189,12 @@ int exit_for(error_code ec, bool during_auth)
     // credentials and no STARTTLS: starttls_unavailable, below).
     if (ec == error::plaintext_auth_refused)
         return ex_protocol;
+    // The shared limit store (--limit-store) refused the credentials, or its answers: the
+    // configuration must change.
+    if (ec == error::redis_auth_failed)
+        return ex_noperm;
+    if (ec == error::redis_error_reply)
+        return ex_unavailable;
     if (is_one_of(ec, {error::auth_mechanism_unavailable, error::sasl_bad_challenge,
                        error::sasl_server_error, error::sasl_incomplete,
                        error::scram_server_signature_mismatch, error::invalid_credentials,
