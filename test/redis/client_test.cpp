@@ -525,7 +525,7 @@ TEST_SUITE("redis")
         log_capture logs;
         auto o = opts_for(server);
         o.request_timeout = 10s;
-        o.reconnect_initial = 1s;
+        o.reconnect_initial = 1500ms; // the first step waits 0.75 to 1.5 s
         o.reconnect_max = 2s;
         o.log = logs.make();
         redis::client c(io.get_executor(), o);
@@ -549,7 +549,7 @@ TEST_SUITE("redis")
         CHECK(logs.has("lost: "));
         CHECK(c.snapshot().state == redis::state::reconnecting);
 
-        // Within the backoff (0.5 s at least): fails at once, no connect tried.
+        // Within the backoff (0.75 s at least): fails at once, no connect tried.
         const auto t0 = steady::now();
         auto r = run(io, c, {"PING"});
         CHECK(r.ec == error::redis_unavailable);
@@ -557,7 +557,7 @@ TEST_SUITE("redis")
         CHECK(c.snapshot().connect_failures == 0);
 
         // After the backoff, with nobody listening: the connect fails, refused.
-        std::this_thread::sleep_for(1100ms); // past the backoff
+        std::this_thread::sleep_for(1600ms); // past the backoff
         r = run(io, c, {"PING"});
         CHECK(r.ec == error::redis_unavailable);
         CHECK(c.snapshot().connect_failures == 1);
