@@ -646,9 +646,9 @@ def case_wrong_password(c):
 # ---- case: adaptation -------------------------------------------------------------------------
 
 def case_adaptation(c):
-    # A and B share 60/s (burst 5), each about 30/s; 2.5 s in, A's server answers
-    # `451 4.7.1 slow down` to 3 DATA commands (then accepts again). The shared factor drops
-    # to 50 % (recovering 10 % per 30 s): B, which never saw a 451, should slow to about half.
+    # A and B share 60/s (burst 5); 2.5 s in, A's server answers `451 4.7.1 slow down` to 3
+    # DATA commands (then accepts again). The shared factor drops to 50 % (recovering 10 %
+    # per 30 s): the two together, and B, which never saw a 451, slow to about half.
     rate = 60
     redis = Redis("adapt")
     sa = Counting("adapt-a")
@@ -675,16 +675,27 @@ def case_adaptation(c):
     reps = check_runs(c, [ra, rb], 240)
     t = sa.first_451
     last_b = max(a[0] for a in arr_b)
-    before = count_between(arr_b, t - 2.0, t) / 2.0
     t1 = min(t + 4.0, last_b)
-    after = count_between(arr_b, t + 0.5, t1) / max(t1 - t - 0.5, 0.1)
-    permille = [r.get("limit_store", {}).get("shared_rate_permille") for r in reps]
-    print(f"  adaptation: B {before:.1f}/s in the 2 s before A's first 451, {after:.1f}/s "
-          f"0.5-{t1 - t:.1f} s after (ratio {after / before if before else 0:.2f}); A got "
-          f"{sa.sent_451} x 451; shared_rate_permille at the end {permille}", flush=True)
     c.require(t1 - t >= 2.0, f"B finished {last_b - t:.2f} s after the 451s: too soon to tell")
-    c.check(before > 0 and 0.3 <= after / before <= 0.7,
-            f"B's rate {before:.1f}/s before, {after:.1f}/s after A's 451s: want about half")
+
+    def rate_of(arr, t0, t1):
+        return count_between(arr, t0, t1) / (t1 - t0)
+
+    # How the quota splits between A and B is not fixed (one may get two thirds of it): the
+    # fleet's rate is what the factor halves; B's own rate must fall too, though it never saw
+    # a 451 (the factor is shared through Redis).
+    b0, b1 = rate_of(arr_b, t - 2.0, t), rate_of(arr_b, t + 0.5, t1)
+    a0, a1 = rate_of(arr_a, t - 2.0, t), rate_of(arr_a, t + 0.5, t1)
+    permille = [r.get("limit_store", {}).get("shared_rate_permille") for r in reps]
+    print(f"  adaptation: in the 2 s before A's first 451 / 0.5-{t1 - t:.1f} s after: B "
+          f"{b0:.1f}/s -> {b1:.1f}/s (ratio {b1 / b0 if b0 else 0:.2f}), A {a0:.1f}/s -> "
+          f"{a1:.1f}/s, both {a0 + b0:.1f}/s -> {a1 + b1:.1f}/s (ratio "
+          f"{(a1 + b1) / (a0 + b0) if a0 + b0 else 0:.2f}); A got {sa.sent_451} x 451; "
+          f"shared_rate_permille at the end {permille}", flush=True)
+    c.check(a0 + b0 > 0 and 0.35 <= (a1 + b1) / (a0 + b0) <= 0.65,
+            f"A + B: {a0 + b0:.1f}/s before, {a1 + b1:.1f}/s after A's 451s: want about half")
+    c.check(b0 > 0 and 0.2 <= b1 / b0 <= 0.7,
+            f"B's rate {b0:.1f}/s before, {b1:.1f}/s after A's 451s: want about half")
     c.check(not any(a[2] == "b@example.com" for a in arr_a), "B reached A's server")
     c.check(len(reps) == 2 and reps[1].get("limit_store", {}).get("shared_rate_permille", 1000)
             < 1000, f"B's report: shared_rate_permille {permille}, want below 1000")
