@@ -1,7 +1,7 @@
 // The Redis client's I/O driver, on one strand: a coroutine per connection that resolves,
-// connects (smtp's resolver: c-ares, Happy Eyeballs), runs the TLS handshake, sends AUTH and
-// SELECT (pipelined together, answered before any request goes out, so no request ever runs
-// as the wrong user or in the wrong database) and then reads replies; a writer that sends
+// connects (the shared resolver in core/detail: c-ares, Happy Eyeballs), runs the TLS handshake,
+// sends AUTH and SELECT (pipelined together, answered before any request goes out, so no request
+// ever runs as the wrong user or in the wrong database) and then reads replies; a writer that sends
 // requests as they come; one timer for the oldest request's deadline and one for the connect.
 // Replies are matched to requests first in, first out (RESP2 has no request ids), which is
 // why a missed deadline closes the connection: a late reply would answer the wrong request.
@@ -12,8 +12,8 @@
 #include "codec.hpp"
 #include "detail/backoff.hpp"
 #include "detail/completion.hpp"
+#include "detail/resolver.hpp" // name resolution and the TCP connect in one deadline
 #include "detail/shutdown.hpp"
-#include "resolver.hpp" // smtp's: name resolution and the TCP connect in one deadline
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -110,7 +110,7 @@ struct client_impl final : std::enable_shared_from_this<client_impl>,
     std::string out; // bytes for the writer
     bool writing = false;
     std::shared_ptr<connection> conn;
-    std::shared_ptr<smtp::detail::connect_stopper> stopper;
+    std::shared_ptr<mailroom::detail::connect_stopper> stopper;
     std::unique_ptr<asio::ssl::context> ssl_ctx;
     decoder dec;
     asio::steady_timer deadline_timer;
@@ -522,8 +522,8 @@ struct client_impl final : std::enable_shared_from_this<client_impl>,
     awaitable<void> run([[maybe_unused]] std::shared_ptr<client_impl> keep_alive, std::uint64_t g)
     {
         // Resolve and connect, inside connect_timeout (the timer covers the rest too).
-        stopper = smtp::detail::make_connect_stopper(strand);
-        smtp::detail::connect_outcome c = co_await smtp::detail::resolve_and_connect(
+        stopper = mailroom::detail::make_connect_stopper(strand);
+        mailroom::detail::connect_outcome c = co_await mailroom::detail::resolve_and_connect(
             strand, opts.host, opts.port, std::string(), opts.connect_timeout, stopper);
         if (gen != g)
             co_return;

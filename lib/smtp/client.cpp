@@ -10,9 +10,9 @@
 #include "command.hpp"
 #include "connect_algo.hpp"
 #include "detail/completion.hpp"
+#include "detail/resolver.hpp"
 #include "detail/shutdown.hpp"
 #include "reply_parser.hpp"
-#include "resolver.hpp"
 #include "send_algo.hpp"
 
 #include <openssl/ssl.h>
@@ -74,7 +74,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
     std::unique_ptr<beast::tcp_stream> tcp;
     std::unique_ptr<asio::ssl::stream<beast::tcp_stream&>> ssl;
     // While resolving and connecting: stops them (close(), destruction).
-    std::shared_ptr<detail::connect_stopper> stopper;
+    std::shared_ptr<mailroom::detail::connect_stopper> stopper;
     detail::session_state session;
     detail::session_log slog;
     state st = state::closed;
@@ -315,8 +315,8 @@ struct client::impl final : std::enable_shared_from_this<impl>,
 
         // The name resolved (c-ares, never a blocked thread) and the addresses raced
         // (RFC 8305), all inside timeouts::connect; close() stops it.
-        stopper = detail::make_connect_stopper(ex);
-        detail::connect_outcome c = co_await detail::resolve_and_connect(
+        stopper = mailroom::detail::make_connect_stopper(ex);
+        mailroom::detail::connect_outcome c = co_await mailroom::detail::resolve_and_connect(
             ex, opts.host, opts.port, opts.dns_servers, opts.timeouts.connect, stopper);
         stopper.reset();
         if (c.ec) {

@@ -1,7 +1,7 @@
 // The resolver's decisions without sockets: which hosts skip DNS, the order of the addresses
 // (RFC 8305 §4), when the next connection attempt may start (§5), what a c-ares status means.
 
-#include "smtp/resolver.hpp"
+#include "detail/resolver.hpp"
 
 #include <ares.h>
 
@@ -10,7 +10,7 @@
 #include <doctest/doctest.h>
 
 using namespace mailroom;
-using namespace mailroom::smtp::detail;
+using namespace mailroom::detail;
 namespace ip = boost::asio::ip;
 
 namespace {

@@ -26,7 +26,7 @@
 #include <string_view>
 #include <vector>
 
-namespace mailroom::smtp::detail {
+namespace mailroom::detail {
 
 /// The addresses of `host` known without asking DNS: an IP literal (brackets allowed around
 /// IPv6), or "localhost" and names under ".localhost" (RFC 6761 §6.3: ::1 and 127.0.0.1).
@@ -102,4 +102,4 @@ resolve_and_connect(boost::asio::any_io_executor ex, std::string host, std::uint
 /// A stopper to hand to resolve_and_connect, kept by the caller.
 std::shared_ptr<connect_stopper> make_connect_stopper(boost::asio::any_io_executor ex);
 
-} // namespace mailroom::smtp::detail
+} // namespace mailroom::detail

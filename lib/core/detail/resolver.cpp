@@ -1,5 +1,5 @@
 // Name resolution on c-ares, driven by the caller's executor, and the RFC 8305 connect race.
-#include "resolver.hpp"
+#include "detail/resolver.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/error.hpp>
@@ -19,7 +19,7 @@
 #include <map>
 #include <mutex>
 
-namespace mailroom::smtp::detail {
+namespace mailroom::detail {
 
 namespace asio = boost::asio;
 using tcp = asio::ip::tcp;
@@ -535,4 +535,4 @@ asio::awaitable<connect_outcome> resolve_and_connect(asio::any_io_executor ex, s
     co_return out;
 }
 
-} // namespace mailroom::smtp::detail
+} // namespace mailroom::detail
