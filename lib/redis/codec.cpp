@@ -248,6 +248,10 @@ error_code judge_reply(const reply& r) noexcept
 {
     if (r.is_error("NOAUTH") || r.is_error("WRONGPASS") || r.is_error("NOPERM"))
         return error::redis_auth_failed;
+    // Redis refuses a command of more than 10 arguments (or a long one) from a client that
+    // hasn't authenticated with this, not NOAUTH, and closes the connection.
+    if (r.is_error() && r.str.find("Protocol error: unauthenticated") != std::string::npos)
+        return error::redis_auth_failed;
     return {};
 }
 
