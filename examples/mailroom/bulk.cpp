@@ -35,18 +35,6 @@ namespace {
 namespace asio = boost::asio;
 using clock = std::chrono::steady_clock;
 
-std::uint64_t parse_count(const std::string& flag, const std::string& v, std::uint64_t min,
-                          std::uint64_t max)
-{
-    char* end = nullptr;
-    errno = 0;
-    const unsigned long long n = std::strtoull(v.c_str(), &end, 10);
-    if (v.empty() || *end || errno || v[0] == '-' || n < min || n > max)
-        throw failure(ex_usage, flag + ": expected a whole number from " + std::to_string(min) +
-                                    " to " + std::to_string(max));
-    return n;
-}
-
 // A text body of about `want` octets on the wire: 76-character lines of printable ASCII, so it
 // goes as 7bit with no encoding work.
 std::string filler(std::size_t want)

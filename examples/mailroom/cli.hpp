@@ -135,6 +135,10 @@ private:
     std::optional<long> timeout_;
 };
 
+/// `v` as a whole number in [min, max]; a usage failure naming `flag` otherwise.
+std::uint64_t parse_count(const std::string& flag, const std::string& v, std::uint64_t min,
+                          std::uint64_t max);
+
 /// The rate-limit options shared by send and bulk: --rate, --burst, --charge, and where the
 /// buckets live (--limit-store, --limit-key, --limit-store-password-env/-file,
 /// --limit-store-fallback, --limit-processes).

@@ -8,10 +8,8 @@
 
 namespace mailroom::cli {
 
-namespace {
-
-std::uint64_t whole(const std::string& flag, const std::string& v, std::uint64_t min,
-                    std::uint64_t max)
+std::uint64_t parse_count(const std::string& flag, const std::string& v, std::uint64_t min,
+                          std::uint64_t max)
 {
     char* end = nullptr;
     errno = 0;
@@ -22,6 +20,8 @@ std::uint64_t whole(const std::string& flag, const std::string& v, std::uint64_t
     return n;
 }
 
+namespace {
+
 // "R/s", "R/m", "R/h", "R/d".
 limit::bucket_options parse_rate(const std::string& v)
 {
@@ -29,7 +29,7 @@ limit::bucket_options parse_rate(const std::string& v)
     if (slash == std::string::npos || slash + 2 != v.size())
         throw failure(ex_usage, "--rate: expected R/s, R/m, R/h or R/d, got '" + v + "'");
     limit::bucket_options b;
-    b.rate = whole("--rate", v.substr(0, slash), 1, 1'000'000'000);
+    b.rate = parse_count("--rate", v.substr(0, slash), 1, 1'000'000'000);
     switch (v[slash + 1]) {
     case 's': b.per = std::chrono::seconds(1); break;
     case 'm': b.per = std::chrono::minutes(1); break;
@@ -48,7 +48,7 @@ bool limit_options::take(std::string_view flag, arg_reader& args)
     if (flag == "--rate")
         rates_.push_back(parse_rate(args.value()));
     else if (flag == "--burst")
-        burst_ = whole(f, args.value(), 1, 1'000'000'000);
+        burst_ = parse_count(f, args.value(), 1, 1'000'000'000);
     else if (flag == "--charge") {
         const std::string v = args.value();
         if (v == "message")
@@ -93,7 +93,8 @@ bool limit_options::take(std::string_view flag, arg_reader& args)
         else
             throw failure(ex_usage, "--limit-store-fallback: expected wait or local");
     } else if (flag == "--limit-processes")
-        store_.expected_processes = static_cast<unsigned>(whole(f, args.value(), 1, 1'000'000));
+        store_.expected_processes =
+            static_cast<unsigned>(parse_count(f, args.value(), 1, 1'000'000));
     else
         return false;
     return true;
