@@ -247,6 +247,44 @@ TEST_SUITE("redis")
         CHECK(snap.buckets.empty()); // the levels live in Redis
     }
 
+    TEST_CASE("limit store: one limiter's signals reach the other: slow-down and quota pause")
+    {
+        redis_server server;
+        asio::io_context io;
+        limit::rate_limiter_options o{.buckets = {{.rate = 1000, .burst = 10}}};
+        o.quota_pause = 1s;
+        auto s = store_for(server, "signals");
+        s.max_lease = 0;
+        limit::limiter a(io.get_executor(), o, s);
+        limit::limiter b(io.get_executor(), o, s);
+        CHECK_FALSE(run_coro(io, acquire(b, 1)));
+        CHECK(b.snapshot().store->shared_rate_permille == 1000);
+        // A's "slow down" halves the shared rate; B sees it in its next answer.
+        a.on_signal(limit::signal::slow_down);
+        run_coro(io, [&]() -> awaitable<int> {
+            asio::steady_timer t(io, 200ms);
+            co_await t.async_wait(use_tuple);
+            co_return 0;
+        }());
+        CHECK_FALSE(run_coro(io, acquire(b, 1)));
+        CHECK(b.snapshot().store->shared_rate_permille == 500);
+        // A's "quota exhausted" pauses B too: its next grant waits about quota_pause.
+        a.on_signal(limit::signal::quota_exhausted);
+        run_coro(io, [&]() -> awaitable<int> {
+            asio::steady_timer t(io, 100ms);
+            co_await t.async_wait(use_tuple);
+            co_return 0;
+        }());
+        const auto start = steady::now();
+        CHECK_FALSE(run_coro(io, acquire(b, 1), 20s));
+        const auto waited = steady::now() - start;
+        CHECK(waited >= 700ms);
+        CHECK(waited < 5s);
+        a.close();
+        b.close();
+        io.run();
+    }
+
     TEST_CASE("limit store: restarted empty, SCRIPT FLUSH, FUNCTION FLUSH: the code is loaded "
               "again")
     {
