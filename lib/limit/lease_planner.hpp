@@ -116,7 +116,6 @@ private:
     time_point retry_at_{};
     std::uint64_t granted_ = 0; ///< for the waiters, from the last answer
     std::uint64_t lease_ = 0;   ///< ahead of need, until lease_end_
-    std::uint64_t lease_size_ = 0;
     time_point lease_end_{};
     std::uint64_t target_ = 0; ///< the next lease asked for
     std::uint64_t batch_ = 0;  ///< tokens the tightest bucket refills in batch_window (≥ 1)
