@@ -48,6 +48,18 @@ RUN_TIMEOUT = 90
 EX_OK, EX_TEMPFAIL, EX_NOPERM = 0, 75, 77
 
 MAILROOM = None
+# The bounds hold for the limiter's grants; the sink sees them plus each message's delivery
+# time. In a normal build that varies by a few milliseconds and the bounds are asserted as
+# they are. Under ASan the first messages of a process also wait for their connection's set-up
+# (connect, EHLO) after their grant, several times slower, and arrive bunched with later ones:
+# there a window of W seconds may hold the grants of W + JITTER seconds (set in main()).
+JITTER = 0.0
+
+
+def window_bound(rate, burst, width=1.0):
+    """The most a window of `width` seconds may hold at the sink: rate x width + burst, plus
+    rate x JITTER in a sanitized build."""
+    return rate * (width + JITTER) + burst
 TMP = None
 STOPPERS = []
 
@@ -406,11 +418,11 @@ def case_accuracy(c):
     c.require(arr, "nothing arrived")
     win = busiest(arr, 1.0)
     ideal = (procs * count - burst) / rate
-    print(f"  accuracy: busiest 1-s window {win} (bound {rate + burst}), span {span(arr):.3f} s"
+    print(f"  accuracy: busiest 1-s window {win} (bound {window_bound(rate, burst):g}), span {span(arr):.3f} s"
           f" (ideal {ideal:.3f} s), commands/message "
           f"{[r.get('limit_store', {}).get('commands_per_message') for r in reps]}", flush=True)
-    c.check(win <= rate + burst,
-            f"busiest 1-s window {win} > {rate + burst} ({busiest_at(arr, 1.0)})")
+    c.check(win <= window_bound(rate, burst),
+            f"busiest 1-s window {win} > {window_bound(rate, burst):g} ({busiest_at(arr, 1.0)})")
     c.check(abs(span(arr) - ideal) <= 0.1 * ideal,
             f"span {span(arr):.3f} s, ideal {ideal:.3f} s (10 %)")
     for i, rep in enumerate(reps):
@@ -428,9 +440,9 @@ def case_accuracy_recipients(c):
     c.check(all(a[3] == rcpts for a in arr), "a message without 2 recipients")
     win = busiest(arr, 1.0, weight=lambda a: a[3])
     ideal = (procs * count * rcpts - burst) / rate
-    print(f"  recipients: busiest 1-s window {win} recipients (bound {rate + burst}), span "
+    print(f"  recipients: busiest 1-s window {win} recipients (bound {window_bound(rate, burst):g}), span "
           f"{span(arr):.3f} s (ideal {ideal:.3f} s)", flush=True)
-    c.check(win <= rate + burst, f"busiest 1-s window {win} recipients > {rate + burst} "
+    c.check(win <= window_bound(rate, burst), f"busiest 1-s window {win} recipients > {window_bound(rate, burst):g} "
             f"({busiest_at(arr, 1.0, weight=lambda a: a[3])})")
     c.check(abs(span(arr) - ideal) <= 0.1 * ideal,
             f"span {span(arr):.3f} s, ideal {ideal:.3f} s (10 %)")
@@ -459,7 +471,7 @@ def case_two_buckets(c):
     ideal = max((total - b) / r for r, b in buckets)
     figures = []
     for width in (1.0, 2.0, 5.0, 10.0, 60.0):
-        bound = min(r * width + b for r, b in buckets)
+        bound = min(window_bound(r, b, width) for r, b in buckets)
         win = busiest(arr, width)
         figures.append(f"{width:g} s: {win} <= {bound:g}")
         c.check(win <= bound, f"busiest {width:g}-s window {win} > {bound:g} "
@@ -510,7 +522,8 @@ def case_redis_killed(c):
           " the kill", flush=True)
     c.check(after == 0, f"{after} messages arrived 0.3-1.0 s after Redis was killed (policy "
             "wait)")
-    c.check(busiest(arr, 1.0) <= 220, f"busiest 1-s window {busiest(arr, 1.0)} > 220")
+    c.check(busiest(arr, 1.0) <= window_bound(200, 20),
+            f"busiest 1-s window {busiest(arr, 1.0)} > {window_bound(200, 20):g}")
 
 
 def case_redis_stalled_wait(c):
@@ -612,7 +625,8 @@ def case_scripts_flushed(c):
     c.eq("Redis replies", replies, ["+OK"] * 4)
     check_runs(c, runs, count)
     check_once(c, arr, procs * count)
-    c.check(busiest(arr, 1.0) <= 220, f"busiest 1-s window {busiest(arr, 1.0)} > 220")
+    c.check(busiest(arr, 1.0) <= window_bound(200, 20),
+            f"busiest 1-s window {busiest(arr, 1.0)} > {window_bound(200, 20):g}")
 
 
 def case_wrong_password(c):
@@ -715,11 +729,16 @@ CASES = [
 
 
 def main(argv):
-    global MAILROOM, TMP
+    global MAILROOM, TMP, JITTER
     if len(argv) < 2:
         print("usage: limit_store_test.py MAILROOM [CASE...]", file=sys.stderr)
         return 2
     MAILROOM = os.path.abspath(argv[1])
+    with open(MAILROOM, "rb") as f:
+        if b"__asan_init" in f.read():
+            JITTER = 0.15
+            print("sanitized build: the sink-side window bounds allow 0.15 s of delivery "
+                  "jitter (see JITTER)", flush=True)
     if not os.access(REDIS_SERVER, os.X_OK):
         print(f"limit-store: skipped: no {REDIS_SERVER}", flush=True)
         return 77
