@@ -83,7 +83,15 @@ void phrase(std::string_view name, std::string_view text)
     FUZZ_CHECK(back && *back == text, "display name doesn't read back");
     FUZZ_CHECK(rest == "<user@example.com>", "address not after the phrase");
 
-    const auto parsed = mailroom::mailbox::parse(v);
+    // mailbox::parse refuses more than 4096 octets (hostile input); encoded-words make a long
+    // name longer than it was, so a long one may be written beyond what parse takes back.
+    mailroom::diagnostics diag;
+    const auto parsed = mailroom::mailbox::parse(v, diag);
+    if (v.size() > 4096) {
+        FUZZ_CHECK(!parsed && diag.detail == "longer than 4096 octets",
+                   "a mailbox over 4096 octets isn't refused as too long");
+        return;
+    }
     FUZZ_CHECK(parsed.has_value(), "mailbox::parse refuses a written mailbox");
     FUZZ_CHECK(parsed->address() == *addr, "mailbox::parse reads another address");
     if (v.find("=?") == std::string::npos)
