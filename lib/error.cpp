@@ -93,6 +93,14 @@ public:
         case error::redis_timeout: return "timed out waiting for Redis";
         case error::redis_auth_failed: return "Redis refused the credentials";
         case error::redis_error_reply: return "Redis answered with an error";
+        case error::invalid_url: return "the URL can't be used";
+        case error::http_timeout: return "timed out waiting for the HTTP response";
+        case error::http_redirect_refused: return "the HTTP server redirected; redirects are not followed";
+        case error::http_response_too_large: return "the HTTP response is larger than allowed";
+        case error::http_protocol_error: return "the HTTP response is malformed";
+        case error::token_refresh_failed: return "the access token could not be refreshed";
+        case error::token_refresh_refused: return "the token endpoint refused the grant";
+        case error::invalid_token_source: return "the token source's configuration can't be used";
         }
         return "unknown mailroom error";
     }
@@ -162,6 +170,13 @@ public:
         case error::redis_timeout: return make_error_condition(condition::timeout);
         case error::redis_auth_failed:
         case error::redis_error_reply: return make_error_condition(condition::permanent);
+        case error::http_timeout: return make_error_condition(condition::timeout);
+        case error::http_protocol_error:
+        case error::token_refresh_failed: return make_error_condition(condition::transient);
+        case error::http_redirect_refused:
+        case error::http_response_too_large:
+        case error::token_refresh_refused:
+        case error::invalid_token_source: return make_error_condition(condition::permanent);
         default: return make_error_condition(condition::invalid_input);
         }
     }

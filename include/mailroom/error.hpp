@@ -140,6 +140,33 @@ enum class error {
     /// Redis answered with an error, or with a reply of a shape the caller can't use (a script
     /// that fails, a wrong type): permanent. The diagnostics carry the server's text.
     redis_error_reply,
+
+    // HTTPS requests (mailroom::http) and OAuth2 tokens (mailroom::auth), appended.
+    /// An http(s) URL that can't be used: not https (http only to a loopback address), no
+    /// host, a bad port, characters a request line can't carry. Invalid input.
+    invalid_url,
+    /// No complete HTTP response within the request's deadline. A timeout.
+    http_timeout,
+    /// The server answered with a redirect (3xx), which is never followed: a token endpoint
+    /// that moves is a configuration to fix, and following it could send secrets elsewhere.
+    /// Permanent.
+    http_redirect_refused,
+    /// The response (head and body) is larger than the request allows. Permanent.
+    http_response_too_large,
+    /// The response is not HTTP/1.1 a parser accepts. Transient, like a malformed SMTP reply.
+    http_protocol_error,
+    /// A token source couldn't get an access token: the token endpoint failed (5xx, a
+    /// network error, a timeout, a response that isn't a token) or the callback did. Transient:
+    /// the source retries with backoff. The diagnostics carry the endpoint's `error` and
+    /// `error_description` (never a secret).
+    token_refresh_failed,
+    /// The token endpoint refused the grant for good (`invalid_grant`, `invalid_client`,
+    /// `unauthorized_client`, `invalid_scope`, ... or another 4xx): a revoked refresh token,
+    /// a wrong secret or key. Permanent: retrying sends the same credentials.
+    token_refresh_refused,
+    /// A token source's configuration can't be used: no token URL, a grant without its
+    /// secret, a service-account key file that isn't JSON with an RSA private key. Permanent.
+    invalid_token_source,
 };
 
 /// The category of `mailroom::error`, named "mailroom". One instance, comparable across
