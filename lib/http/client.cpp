@@ -54,6 +54,13 @@ error_code map_io(error_code ec, error on_timeout)
     return ec;
 }
 
+// "host:port", an IPv6 address in brackets.
+std::string endpoint(const url& u)
+{
+    const bool v6 = u.host.find(':') != std::string::npos;
+    return (v6 ? "[" + u.host + "]" : u.host) + ":" + std::to_string(u.port);
+}
+
 } // namespace
 
 // One request's connection, reachable from close() (which holds it weakly).
@@ -203,7 +210,7 @@ struct client_impl final : std::enable_shared_from_this<client_impl> {
         if (u.tls)
             if (auto ec = make_tls_context(diag))
                 co_return ec;
-        const std::string where = u.host + ":" + std::to_string(u.port);
+        const std::string where = endpoint(u);
         log(log_level::debug, "http[" + where + "] connecting");
         st.stopper = mailroom::detail::make_connect_stopper(strand);
         mailroom::detail::connect_outcome c = co_await mailroom::detail::resolve_and_connect(
@@ -246,8 +253,8 @@ struct client_impl final : std::enable_shared_from_this<client_impl> {
             r.diag = {"request", "the client was closed"};
         }
         if (!ec)
-            self->log(log_level::debug, "http[" + u.host + ":" + std::to_string(u.port) +
-                                            "] status " + std::to_string(r.status));
+            self->log(log_level::debug,
+                      "http[" + endpoint(u) + "] status " + std::to_string(r.status));
         co_return outcome{ec, std::move(r)};
     }
 
