@@ -7,6 +7,8 @@
 #include <mailroom/http/client.hpp>
 #include <mailroom/version.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
@@ -318,6 +320,34 @@ TEST_SUITE("http.client")
                                trusting(), {}, close_soon);
         CHECK(y.ec == asio::error::operation_aborted);
         CHECK(y.took < 5s);
+    }
+
+    TEST_CASE("requests run side by side on one client; terminal cancellation ends one")
+    {
+        https_server s;
+        asio::io_context io;
+        http::client c(io.get_executor(), trusting());
+        asio::cancellation_signal sig;
+        std::vector<std::pair<std::string, error_code>> got;
+        auto record = [&](std::string what) {
+            return [&got, what](error_code ec, http::response) {
+                got.emplace_back(what, ec);
+            };
+        };
+        c.async_post_form(parse(s.url("/slow")), {},
+                          asio::bind_cancellation_slot(sig.slot(), record("slow")));
+        c.async_post_form(parse(s.url("/token")), {}, record("token"));
+        c.async_post_form(parse(s.url("/chunked")), {}, record("chunked"));
+        asio::steady_timer t(io, 500ms);
+        t.async_wait([&](error_code) { sig.emit(asio::cancellation_type::terminal); });
+        const auto start = steady::now();
+        io.run();
+        CHECK(steady::now() - start < 5s);
+        REQUIRE(got.size() == 3);
+        CHECK(got[2].first == "slow");
+        CHECK(got[2].second == asio::error::operation_aborted);
+        CHECK_FALSE(got[0].second);
+        CHECK_FALSE(got[1].second);
     }
 
     TEST_CASE("after close(), requests fail with operation_aborted, never inline")
