@@ -3,6 +3,7 @@
 // deadlines) and Asio's OpenSSL stream. Every decision (what to send, what a reply means,
 // when the connection can't be trusted) is made by the pure code beside this file.
 
+#include <mailroom/auth/token_source.hpp>
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
 
@@ -209,6 +210,14 @@ struct client::impl final : std::enable_shared_from_this<impl>,
                 r.more_buffered = rpos < rend || !parser.idle();
                 break;
             case kind::handshake: r.ec = co_await handshake(); break;
+            case kind::token: {
+                // The source's own deadlines and retries bound the wait (refresh_policy).
+                auto [ec, tok] = co_await opts.auth->tokens->async_get(use_tuple);
+                r.ec = ec;
+                r.token = std::move(tok.value);
+                r.token_detail = tok.diag.to_string();
+                break;
+            }
             case kind::done: co_return x;
             }
         }
@@ -296,7 +305,7 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         co_return error_code{};
     }
 
-    awaitable<error_code> connect_steps()
+    awaitable<error_code> connect_steps(bool token_retry = true)
     {
         if (opts.port == 0)
             opts.port = opts.tls.mode == tls_mode::implicit ? 465 : 587;
@@ -338,8 +347,18 @@ struct client::impl final : std::enable_shared_from_this<impl>,
         log(log_level::debug,
             "connected to " + ep.address().to_string() + ":" + std::to_string(ep.port()));
 
-        detail::connect_algo algo(opts, session, diag, slog);
+        detail::connect_algo algo(opts, session, diag, slog, token_retry);
         const detail::action x = co_await drive(algo);
+        if (x.ec && session.token_retry_needs_reconnect) {
+            // The server refused the token and closed the connection before the retry with a
+            // refreshed one: that retry goes on a new connection, once.
+            log(log_level::info, "retrying AUTH with the refreshed token on a new connection");
+            error_code ignored;
+            tcp_layer().socket().shutdown(tcp::socket::shutdown_both, ignored);
+            tcp_layer().close();
+            session.tls = false;
+            co_return co_await connect_steps(false);
+        }
         co_return x.ec;
     }
 

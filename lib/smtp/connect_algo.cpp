@@ -4,6 +4,8 @@
 #include "connect_algo.hpp"
 #include "command.hpp"
 
+#include <mailroom/auth/token_source.hpp>
+
 #include <mailroom/smtp/reply_error.hpp>
 
 #include <boost/asio/yield.hpp>
@@ -11,11 +13,12 @@
 namespace mailroom::smtp::detail {
 
 connect_algo::connect_algo(const client_options& opts, session_state& session, diagnostics& diag,
-                           const session_log& log)
+                           const session_log& log, bool token_retry)
     : opts_(opts)
     , session_(session)
     , diag_(diag)
     , log_(log)
+    , token_retry_(token_retry)
 {
 }
 
@@ -133,6 +136,12 @@ action connect_algo::resume(const io_result& io)
         }
 
         if (opts_.auth) {
+            if (opts_.auth->tokens) {
+                yield return action::get_token();
+                if (io.ec)
+                    return fail("AUTH token", io.ec, io.token_detail);
+                token_ = io.token;
+            }
             if (auto ec = start_auth_exchange())
                 return action::finish(ec);
             for (attempt_ = 0;; ++attempt_) {
@@ -147,11 +156,15 @@ action connect_algo::resume(const io_result& io)
                 for (;;) {
                     log_.client_lines(out_, response_line_);
                     yield return action::write(out_, phase::command);
-                    if (io.ec)
+                    if (io.ec) {
+                        note_lost_retry(io.ec);
                         return fail("AUTH", io.ec);
+                    }
                     yield return action::read(r_, phase::command);
-                    if (io.ec)
+                    if (io.ec) {
+                        note_lost_retry(io.ec);
                         return fail("AUTH", io.ec);
+                    }
                     log_.server_reply(r_);
                     out_.clear();
                     auth_ec_ = {};
@@ -166,10 +179,22 @@ action connect_algo::resume(const io_result& io)
                                                                        : auth_ec_.message());
                 // One retry with a refreshed token when the server refused the token
                 // (RFC 7628 §3.2.2: the client may try again with a new token).
-                const bool oauth =
-                    *mech_ == auth_mechanism::xoauth2 || *mech_ == auth_mechanism::oauthbearer;
-                if (oauth && attempt_ == 0 && auth_ec_.category() == reply_category() &&
-                    auth_ec_.value() / 100 == 5 && opts_.auth->token_provider) {
+                if (bearer_mechanism() && attempt_ == 0 && auth_ec_.category() == reply_category() &&
+                    auth_ec_.value() / 100 == 5 && opts_.auth->tokens && token_retry_) {
+                    // The source drops the refused token (unless another connection already
+                    // had it replaced) and the next get refreshes: one refresh for many.
+                    opts_.auth->tokens->invalidate(creds_.bearer_token);
+                    yield return action::get_token();
+                    if (io.ec)
+                        return fail("AUTH token", io.ec, io.token_detail);
+                    creds_.bearer_token = io.token;
+                    log_(log_level::info, "the server refused the access token: retrying AUTH "
+                                          "with a refreshed one");
+                    continue;
+                }
+                if (bearer_mechanism() && attempt_ == 0 && auth_ec_.category() == reply_category() &&
+                    auth_ec_.value() / 100 == 5 && opts_.auth->token_provider &&
+                    !opts_.auth->tokens) {
                     creds_.bearer_token = opts_.auth->token_provider(true);
                     if (!creds_.bearer_token.empty())
                         continue;
@@ -183,6 +208,19 @@ action connect_algo::resume(const io_result& io)
     return action::finish({});
 }
 
+bool connect_algo::bearer_mechanism() const noexcept
+{
+    return *mech_ == auth_mechanism::xoauth2 || *mech_ == auth_mechanism::oauthbearer;
+}
+
+// The retry with a refreshed token found the connection closed: the driver may try once more
+// on a new connection (some servers close after a failed AUTH).
+void connect_algo::note_lost_retry(error_code ec)
+{
+    if (attempt_ > 0 && opts_.auth->tokens && token_retry_ && ec == error::connection_lost)
+        session_.token_retry_needs_reconnect = true;
+}
+
 // Picks the mechanism: the strongest both sides allow, on a protected channel only unless the
 // caller allowed plaintext.
 error_code connect_algo::start_auth_exchange()
@@ -193,7 +231,9 @@ error_code connect_algo::start_auth_exchange()
     creds_.password = c.password;
     creds_.host = opts_.host;
     creds_.port = opts_.port;
-    if (c.token_provider)
+    if (c.tokens)
+        creds_.bearer_token = token_;
+    else if (c.token_provider)
         creds_.bearer_token = c.token_provider(false);
     std::vector<auth_mechanism> allowed;
     if (c.mechanism)

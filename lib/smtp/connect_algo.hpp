@@ -22,8 +22,10 @@ namespace mailroom::smtp::detail {
 /// documents them.
 class connect_algo {
 public:
+    /// `token_retry`: a refused access token may be refreshed and AUTH tried once more (off
+    /// on the new connection made after the server closed the first during that retry).
     connect_algo(const client_options& opts, session_state& session, diagnostics& diag,
-                 const session_log& log);
+                 const session_log& log, bool token_retry = true);
 
     action resume(const io_result& r);
 
@@ -33,6 +35,8 @@ private:
     action fail_reply(std::string_view step, const reply& r);
     bool may_helo() const noexcept;
     error_code start_auth_exchange();
+    void note_lost_retry(error_code ec);
+    bool bearer_mechanism() const noexcept;
 
     const client_options& opts_;
     session_state& session_;
@@ -50,6 +54,8 @@ private:
     bool response_line_ = false;
     int attempt_ = 0;
     error_code auth_ec_;
+    bool token_retry_ = true;
+    std::string token_; // from credentials::tokens
 };
 
 } // namespace mailroom::smtp::detail

@@ -39,6 +39,7 @@ struct action {
         write,     ///< write `bytes` in full, then resume with the error (if any)
         read,      ///< read one reply into `*into`, then resume with the error (if any)
         handshake, ///< TLS client handshake, then resume with the error (if any)
+        token,     ///< get an access token from credentials::tokens into io_result::token
         done,      ///< finished: `ec` is the result; close the connection if `close` is set
     };
     kind k = kind::done;
@@ -58,6 +59,7 @@ struct action {
     {
         return {kind::handshake, phase::tls_handshake, {}, nullptr, {}, {}};
     }
+    static action get_token() { return {kind::token, phase::command, {}, nullptr, {}, {}}; }
     static action finish(error_code e, std::string_view close_reason = {})
     {
         return {kind::done, phase::command, {}, nullptr, e, close_reason};
@@ -71,6 +73,10 @@ struct io_result {
     error_code ec{};
     /// After a read: bytes (or part of a reply) were received beyond the reply just read.
     bool more_buffered = false;
+    /// After get_token: the access token (never logged), or why there is none.
+    std::string token{};
+    /// After a failed get_token: the token source's diagnostics.
+    std::string token_detail{};
 };
 
 /// What a connection knows about its session, shared by the algos and the client.
@@ -78,6 +84,9 @@ struct session_state {
     capabilities caps{};
     bool tls = false;
     std::optional<auth_mechanism> auth_used{};
+    /// The server refused an access token and then closed the connection while the client
+    /// retried with a refreshed one: the driver retries AUTH once on a new connection.
+    bool token_retry_needs_reconnect = false;
 };
 
 /// Log lines of one connection, each prefixed "smtp[host#n]". Transcript lines are at trace;

@@ -12,7 +12,10 @@
 
 #include <mailroom/smtp/reply_error.hpp>
 
+#include <mailroom/auth/token_source.hpp>
+
 #include <boost/asio/error.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <doctest/doctest.h>
 
@@ -44,6 +47,8 @@ struct script {
     bool cancel_first = false; // terminal cancellation just before the failure (send only)
     bool failed = false;
     bool asked_after_failure = false;
+    // Access tokens handed out for get_token, in order.
+    std::deque<std::string> tokens;
 };
 
 template <class Algo> action run(Algo& a, script& s)
@@ -69,6 +74,11 @@ template <class Algo> action run(Algo& a, script& s)
         switch (x.k) {
         case kind::write: s.written.append(x.bytes); break;
         case kind::handshake: ++s.handshakes; break;
+        case kind::token:
+            REQUIRE_MESSAGE(!s.tokens.empty(), "the client asks for a token never scripted");
+            r.token = s.tokens.front();
+            s.tokens.pop_front();
+            break;
         case kind::read: {
             REQUIRE_MESSAGE(!s.replies.empty(), "the client waits for a reply never scripted");
             const std::string text = s.replies.front();
@@ -941,6 +951,99 @@ TEST_SUITE("smtp.connect_algo")
         CHECK(!run(a, s).ec);
         CHECK(asked == std::vector<bool>{false, true});
         CHECK(c.session.auth_used == auth_mechanism::xoauth2);
+    }
+
+    TEST_CASE("token source: a refused token is dropped, a fresh one fetched, AUTH retried once")
+    {
+        boost::asio::io_context io;
+        auto source = auth::token_source::from_callback(
+            io.get_executor(), [](bool, auth::token_handler) {});
+        connect_case c(tls_mode::implicit);
+        c.opts.auth = credentials{.username = "user@example.com",
+                                  .mechanism = auth_mechanism::xoauth2};
+        c.opts.auth->tokens = source;
+        script s;
+        s.tokens = {"stale", "fresh"};
+        s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH XOAUTH2\r\n",
+                     "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n", "535 5.7.8 bad token\r\n",
+                     "235 ok\r\n"};
+        auto a = c.algo();
+        CHECK(!run(a, s).ec);
+        CHECK(s.tokens.empty());
+        // user=user@example.com^Aauth=Bearer stale^A^A, then the same with "fresh".
+        CHECK(s.written.find("AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHN0YWxlAQE=\r\n") !=
+              std::string::npos);
+        CHECK(s.written.find("\r\n\r\n") != std::string::npos); // the empty line after the 334
+        CHECK(s.written.find("AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIGZyZXNoAQE=\r\n") !=
+              std::string::npos);
+        CHECK_FALSE(c.session.token_retry_needs_reconnect);
+    }
+
+    TEST_CASE("token source: refused twice fails with the 535, no third try")
+    {
+        boost::asio::io_context io;
+        auto source = auth::token_source::from_callback(
+            io.get_executor(), [](bool, auth::token_handler) {});
+        connect_case c(tls_mode::implicit);
+        c.opts.auth = credentials{.username = "u", .mechanism = auth_mechanism::oauthbearer};
+        c.opts.auth->tokens = source;
+        script s;
+        s.tokens = {"t1", "t2"};
+        s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH OAUTHBEARER\r\n",
+                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n", "535 5.7.8 no\r\n",
+                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n", "535 5.7.8 no\r\n"};
+        auto a = c.algo();
+        const auto x = run(a, s);
+        CHECK(x.ec == reply_code(535));
+        CHECK(s.replies.empty());
+    }
+
+    TEST_CASE("token source: the server closes after the 535: retry on a new connection")
+    {
+        boost::asio::io_context io;
+        auto source = auth::token_source::from_callback(
+            io.get_executor(), [](bool, auth::token_handler) {});
+        for (bool retry_allowed : {true, false}) {
+            CAPTURE(retry_allowed);
+            connect_case c(tls_mode::implicit);
+            c.opts.auth = credentials{.username = "u", .mechanism = auth_mechanism::xoauth2};
+            c.opts.auth->tokens = source;
+            script s;
+            s.tokens = {"t1", "t2"};
+            s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH XOAUTH2\r\n",
+                         "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n", "535 5.7.8 bad\r\n"};
+            // Actions: handshake, read greeting, write EHLO, read, token, write AUTH, read 334,
+            // write the empty line, read 535, then (allowed) token, write AUTH: fails.
+            s.fail_at = 10;
+            s.fail_with = make_error_code(error::connection_lost);
+            auto a = connect_algo(c.opts, c.session, c.diag, c.slog, retry_allowed);
+            const auto x = run(a, s);
+            if (retry_allowed) {
+                CHECK(x.ec == error::connection_lost);
+                CHECK(c.session.token_retry_needs_reconnect);
+            } else {
+                CHECK(x.ec == reply_code(535)); // no second try on the second connection
+                CHECK_FALSE(c.session.token_retry_needs_reconnect);
+            }
+        }
+    }
+
+    TEST_CASE("token source: a failed get fails the connect with the source's error")
+    {
+        boost::asio::io_context io;
+        auto source = auth::token_source::from_callback(
+            io.get_executor(), [](bool, auth::token_handler) {});
+        connect_case c(tls_mode::implicit);
+        c.opts.auth = credentials{.username = "u", .mechanism = auth_mechanism::xoauth2};
+        c.opts.auth->tokens = source;
+        script s;
+        s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH XOAUTH2\r\n"};
+        s.fail_at = 4; // handshake, greeting, EHLO, its reply, then the get_token action
+        s.fail_with = make_error_code(error::token_refresh_refused);
+        auto a = c.algo();
+        CHECK(run(a, s).ec == error::token_refresh_refused);
+        CHECK(c.diag.field == "AUTH token");
+        CHECK(s.written.find("AUTH") == std::string::npos);
     }
 
     TEST_CASE("the transcript never shows credentials")
