@@ -255,6 +255,7 @@ int bulk_main(std::span<char*> argv)
     std::string from_text = "sender@example.com", to_text = "rcpt@example.net";
     std::optional<std::string> eml;
     bool json = false, from_given = false, to_given = false;
+    bool charge_given = false, dry_run = false; // --charge overrides --provider's
     std::string progress = "auto";
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
         if (flag == "--help" || flag == "-h") {
@@ -265,10 +266,13 @@ int bulk_main(std::span<char*> argv)
             print_version();
             return ex_ok;
         }
+        charge_given = charge_given || flag == "--charge";
         if (server.take(flag, args) || limits.take(flag, args))
             continue;
         const std::string f(flag);
-        if (flag == "--count")
+        if (flag == "--dry-run")
+            dry_run = true;
+        else if (flag == "--count")
             count = parse_count(f, args.value(), 1, 1'000'000'000);
         else if (flag == "--connections")
             connections = parse_count(f, args.value(), 1, 10'000);
@@ -303,13 +307,19 @@ int bulk_main(std::span<char*> argv)
         } else
             throw failure(ex_usage, "bulk: unknown option " + f);
     }
-    if (!count)
+    if (!count && !dry_run)
         throw failure(ex_usage, "--count is required");
     smtp::client_options opts = server.finish();
     const smtp::tls_mode tls_mode = opts.tls.mode;
     const std::uint64_t in_flight = concurrency.value_or(connections * pipeline);
-    const limit::rate_limiter_options rate_limits = limits.limits();
-    const limit::store_options store = limits.store();
+    const limit::rate_limiter_options rate_limits =
+        limits.limits_for(server.provider(), charge_given);
+    const limit::store_options store = limits.store_for(server.provider());
+    if (dry_run) {
+        print_settings(opts, rate_limits, server.provider(), json);
+        return ex_ok;
+    }
+    const std::string settings = settings_json(opts, rate_limits, server.provider());
 
     auto from = mailroom::address::parse(from_text);
     if (!from)
@@ -507,6 +517,7 @@ int bulk_main(std::span<char*> argv)
         j += ",\"unknown\":" + std::to_string(st.unknown);
         j += ",\"not_attempted\":" + std::to_string(st.not_attempted());
         j += ",\"stopped_by\":" + (st.stopped_by.empty() ? "null" : json_string(st.stopped_by));
+        j += "," + settings;
         char buf[512];
         std::snprintf(buf, sizeof buf,
                       ",\"seconds\":%.6f,\"messages_per_second\":%.1f,"
@@ -646,7 +657,10 @@ const char* bulk_usage()
         "  --grace SECONDS        how long sends under way may finish after the first\n"
         "                         SIGINT/SIGTERM or the deadline (default 10); then they are\n"
         "                         cancelled (failed, or unknown if the final dot was written)\n"
-        "  --json                 the summary as JSON on stdout\n"
+        "  --json                 the summary as JSON on stdout (with the server, TLS mode,\n"
+        "                         AUTH mechanism and rate buckets used)\n"
+        "  --dry-run              print the server, TLS mode, AUTH mechanism and rate buckets\n"
+        "                         (--provider's, or as given) and exit without connecting\n"
         "  --progress WHEN        auto (default: on a terminal) | always | never\n"
         "The summary accounts for every message: delivered, partial, failed, unknown (the final\n"
         "dot was written but no reply came: it may have been delivered) and not_attempted\n"

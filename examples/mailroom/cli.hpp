@@ -4,6 +4,7 @@
 #include <mailroom/limit/rate_limiter_options.hpp>
 #include <mailroom/limit/store_options.hpp>
 #include <mailroom/mime/message_builder.hpp>
+#include <mailroom/providers/preset.hpp>
 #include <mailroom/smtp/client_options.hpp>
 
 #include <cstdint>
@@ -124,9 +125,15 @@ public:
     /// The client options; usage failures for missing or contradictory ones.
     smtp::client_options finish() const;
     static const char* usage();
+    /// The preset --provider named, or nullptr (provider_options.cpp).
+    const providers::preset* provider() const noexcept { return provider_; }
 
 private:
+    /// Fills what --server, --tls and --auth left unsaid from --provider's preset.
+    void apply_provider(smtp::client_options& o) const;
+
     smtp::client_options opts_;
+    const providers::preset* provider_ = nullptr;
     std::optional<server_url> url_;
     std::optional<std::string> tls_mode_, user_, password_, token_, auth_;
     std::optional<std::string> password_cmd_;
@@ -152,6 +159,11 @@ public:
     limit::store_options store() const;
     /// Whether --rate was given.
     bool has_rates() const noexcept { return !rates_.empty(); }
+    /// limits(), or with --provider the preset's limits with --rate's buckets in place of its
+    /// own where given, and --charge's charge if `charge_given`. provider_options.cpp.
+    limit::rate_limiter_options limits_for(const providers::preset* p, bool charge_given) const;
+    /// store(), where the preset's buckets count as --rate's.
+    limit::store_options store_for(const providers::preset* p) const;
     static const char* usage();
 
 private:
@@ -169,6 +181,20 @@ int exit_for(error_code ec, bool during_auth = false);
 std::string hint_for(error_code ec, smtp::tls_mode mode);
 /// `s` as a JSON string literal.
 std::string json_string(std::string_view s);
+
+// provider_options.cpp
+/// The preset `name` names (any case); a usage failure listing close names otherwise.
+const providers::preset& provider_named(const std::string& name);
+/// A bucket as --rate takes it: "500/d", "30/m"; " (burst B)" where it differs.
+std::string rate_text(const limit::bucket_options& b);
+/// Every bucket, e.g. "1/s, 200/d (recipients)"; "none" without buckets.
+std::string limits_text(const limit::rate_limiter_options& l);
+/// The members "provider", "server" and "limits" of a JSON object: what a run uses.
+std::string settings_json(const smtp::client_options& o, const limit::rate_limiter_options& l,
+                          const providers::preset* p);
+/// --dry-run: the settings on stdout, as text or a JSON object.
+void print_settings(const smtp::client_options& o, const limit::rate_limiter_options& l,
+                    const providers::preset* p, bool json);
 
 /// The contents of the file at `path` ("-": standard input, claimed for `flag`); an input
 /// failure naming `flag` when it can't be read.
@@ -195,5 +221,7 @@ int sink_main(std::span<char*> args);
 const char* bulk_usage();
 int bulk_main(std::span<char*> args);
 const char* sink_usage();
+int providers_main(std::span<char*> args);
+const char* providers_usage();
 
 } // namespace mailroom::cli

@@ -21,6 +21,7 @@ const char* top_usage =
     "  send      submit one message to an SMTP server\n"
     "  bulk      send many messages through a connection pool and rate limiter\n"
     "  sink      a local SMTP server that accepts everything (development)\n"
+    "  providers list the provider presets (--provider NAME) and their limits\n"
     "run 'mailroom <command> --help' for a command's options, 'mailroom --version' for the\n"
     "version\n";
 
@@ -110,6 +111,8 @@ int main(int argc, char** argv)
             return sink_main(args.subspan(1));
         if (cmd == "bulk")
             return bulk_main(args.subspan(1));
+        if (cmd == "providers")
+            return providers_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
                      top_usage);
         return ex_usage;

@@ -265,6 +265,8 @@ bool server_options::take(std::string_view flag, arg_reader& args)
         auth_ = args.value();
     } else if (flag == "--allow-plaintext-auth") {
         allow_plain_ = true;
+    } else if (flag == "--provider") {
+        provider_ = &provider_named(args.value());
     } else if (flag == "--helo") {
         opts.helo_name = args.value();
     } else if (flag == "--timeout") {
@@ -285,11 +287,13 @@ bool server_options::take(std::string_view flag, arg_reader& args)
 smtp::client_options server_options::finish() const
 {
     auto opts = opts_;
-    if (!url_)
+    if (!url_ && !provider_)
         throw failure(ex_usage, "--server is required");
-    opts.host = url_->host;
-    opts.port = url_->port;
-    if (url_->implicit_tls)
+    if (url_) {
+        opts.host = url_->host;
+        opts.port = url_->port;
+    }
+    if (url_ && url_->implicit_tls)
         opts.tls.mode = smtp::tls_mode::implicit;
     else if (tls_mode_)
         opts.tls.mode = *tls_mode_ == "none"            ? smtp::tls_mode::none
@@ -325,6 +329,7 @@ smtp::client_options server_options::finish() const
     } else if (auth_) {
         throw failure(ex_usage, "--auth needs --user");
     }
+    apply_provider(opts);
     if (verbose_) {
         opts.log.level = log_level::trace;
         opts.log.sink = [](log_level, std::string_view line) {
@@ -341,6 +346,9 @@ const char* server_options::usage()
 {
     return "  --server URL           smtp://host[:port] (default 587, STARTTLS per --tls) or\n"
            "                         smtps://host[:port] (default 465)\n"
+           "  --provider NAME        a preset ('mailroom providers'): its server, --tls, --auth\n"
+           "                         (where it suits the credentials) and, for bulk, its --rate\n"
+           "                         buckets; each option given overrides the preset's\n"
            "  --tls MODE             required (default) | opportunistic | none\n"
            "  --ca-file FILE         PEM trust anchors instead of the system store\n"
            "  --tls-name NAME        name to verify and send as SNI (default: the URL's host)\n"
