@@ -3,6 +3,7 @@
 
 #include "cli.hpp"
 
+#include <mailroom/auth/token_source.hpp>
 #include <mailroom/mailer/mailer.hpp>
 
 #include <boost/asio/as_tuple.hpp>
@@ -383,6 +384,10 @@ int bulk_main(std::span<char*> argv)
     mo.providers.push_back(std::move(po));
 
     asio::io_context io(1);
+    // One token source for every connection of the run.
+    server.attach_tokens(mo.providers.back().server, io.get_executor());
+    const auto tokens = mo.providers.back().server.auth ? mo.providers.back().server.auth->tokens
+                                                        : nullptr;
     const retry_options mo_retry = mo.retry;
     mailer m(io.get_executor(), std::move(mo));
     run_state st;
@@ -424,6 +429,9 @@ int bulk_main(std::span<char*> argv)
         grace_timer.cancel();
         deadline_timer.cancel();
         signals.cancel();
+        // A refresh ahead of expiry still under way would hold the run until it ends.
+        if (tokens)
+            tokens->close();
         // A stopped run ends now: connections still being opened (a server that never
         // greets) would otherwise hold it until their own timeouts.
         if (st.stopping)

@@ -7,6 +7,8 @@
 #include <mailroom/providers/preset.hpp>
 #include <mailroom/smtp/client_options.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -124,6 +126,10 @@ public:
     bool take(std::string_view flag, arg_reader& args);
     /// The client options; usage failures for missing or contradictory ones.
     smtp::client_options finish() const;
+    /// With --oauth-* options: gives `o`'s credentials a token source on `ex` (one for the
+    /// whole run, shared by every connection). Call after finish(), before connecting.
+    /// oauth_options.cpp.
+    void attach_tokens(smtp::client_options& o, const boost::asio::any_io_executor& ex) const;
     static const char* usage();
     /// The preset --provider named, or nullptr (provider_options.cpp).
     const providers::preset* provider() const noexcept { return provider_; }
@@ -140,6 +146,21 @@ private:
     std::string password_flag_; // the option that gave the password, if one did
     bool allow_plain_ = false, verbose_ = false;
     std::optional<long> timeout_;
+    /// --oauth-token-url, --oauth-client-id, --oauth-client-secret-env,
+    /// --oauth-refresh-token-env, --oauth-scope, --oauth-service-account (oauth_options.cpp).
+    struct oauth_flags {
+        std::optional<std::string> token_url, client_id, client_secret, refresh_token, scope,
+            service_account;
+        bool any() const noexcept
+        {
+            return token_url || client_id || client_secret || refresh_token || scope ||
+                   service_account;
+        }
+        /// Whether they name a grant (a refresh token, a client secret or a service account).
+        bool grant() const noexcept { return refresh_token || client_secret || service_account; }
+    };
+    oauth_flags oauth_;
+    bool take_oauth(std::string_view flag, arg_reader& args);
 };
 
 /// `v` as a whole number in [min, max]; a usage failure naming `flag` otherwise.

@@ -2,6 +2,7 @@
 
 #include "cli.hpp"
 
+#include <mailroom/auth/token_source.hpp>
 #include <mailroom/limit/limiter.hpp>
 #include <mailroom/smtp/client.hpp>
 #include <mailroom/smtp/reply_error.hpp>
@@ -130,7 +131,7 @@ int send_main(std::span<char*> argv)
             throw failure(ex_usage, "send: unknown option " + std::string(flag));
         }
     }
-    const smtp::client_options opts = server.finish();
+    smtp::client_options opts = server.finish();
     const limit::rate_limiter_options rate_limits = limits.limits();
     limit::store_options store = limits.store();
     store.redis.log.level = log_level::warning;
@@ -141,6 +142,7 @@ int send_main(std::span<char*> argv)
     const mime::message m = eml ? msg.build_from_eml(*eml) : msg.build();
 
     asio::io_context io;
+    server.attach_tokens(opts, io.get_executor());
     smtp::client c(io.get_executor(), opts);
     error_code result;
     bool during_auth = false;
@@ -161,8 +163,11 @@ int send_main(std::span<char*> argv)
                 {
                     if (l)
                         l->close();
+                    if (tokens)
+                        tokens->close(); // a refresh ahead of expiry would hold io.run()
                 }
-            } close_limiter{lim};
+                std::shared_ptr<auth::token_source> tokens;
+            } close_limiter{lim, opts.auth ? opts.auth->tokens : nullptr};
             limit::permit permit;
             if (lim) {
                 auto [lec, p] =

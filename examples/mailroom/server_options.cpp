@@ -195,6 +195,11 @@ int exit_for(error_code ec, bool during_auth)
         return ex_noperm;
     if (ec == error::redis_error_reply)
         return ex_unavailable;
+    // No access token: the OAuth2 endpoint refused the grant, failed, or its configuration
+    // can't work (issue 10's contract: 77, with the endpoint's error text).
+    if (is_one_of(ec, {error::token_refresh_failed, error::token_refresh_refused,
+                       error::invalid_token_source}))
+        return ex_noperm;
     if (is_one_of(ec, {error::auth_mechanism_unavailable, error::sasl_bad_challenge,
                        error::sasl_server_error, error::sasl_incomplete,
                        error::scram_server_signature_mismatch, error::invalid_credentials,
@@ -261,6 +266,7 @@ bool server_options::take(std::string_view flag, arg_reader& args)
         }
     } else if (flag == "--oauth-token-env") {
         token_ = secret_from_env("--oauth-token-env", args.value());
+    } else if (take_oauth(flag, args)) {
     } else if (flag == "--auth") {
         auth_ = args.value();
     } else if (flag == "--allow-plaintext-auth") {
@@ -301,14 +307,19 @@ smtp::client_options server_options::finish() const
                                                         : smtp::tls_mode::required;
     if (timeout_)
         opts.timeouts.cap(std::chrono::seconds(*timeout_));
-    if ((password_ || password_cmd_ || token_) && !user_)
-        throw failure(ex_usage, "--password-env, --password-file, --password-cmd and "
-                                "--oauth-token-env need --user");
+    if ((password_ || password_cmd_ || token_ || oauth_.any()) && !user_)
+        throw failure(ex_usage, "--password-env, --password-file, --password-cmd, "
+                                "--oauth-token-env and --oauth-* need --user");
     if (user_) {
-        if (!password_ && !password_cmd_ && !token_)
+        if (!password_ && !password_cmd_ && !token_ && !oauth_.grant())
             throw failure(ex_usage, "--user needs --password-env, --password-file, "
-                                    "--password-cmd or --oauth-token-env (passwords never go "
-                                    "on the command line)");
+                                    "--password-cmd, --oauth-token-env, or an OAuth2 grant "
+                                    "(--oauth-refresh-token-env, --oauth-client-secret-env or "
+                                    "--oauth-service-account) (passwords never go on the "
+                                    "command line)");
+        if (token_ && oauth_.any())
+            throw failure(ex_usage, "--oauth-token-env (a token) can't be combined with "
+                                    "--oauth-* (a grant that gets tokens)");
         smtp::credentials c;
         c.username = *user_;
         c.password = password_cmd_ ? secret_from_command(*password_cmd_) : password_.value_or("");
@@ -355,12 +366,26 @@ const char* server_options::usage()
            "  --user NAME            with --password-env VAR, --password-file FILE ('-': standard\n"
            "                         input) or --password-cmd 'CMD' (its output, run by\n"
            "                         /bin/sh), or --oauth-token-env VAR for XOAUTH2/OAUTHBEARER\n"
+           "                         (a token as it is), or an OAuth2 grant that gets tokens and\n"
+           "                         refreshes them (below)\n"
            "  --auth MECH            plain | login | cram-md5 | scram-sha-256 | xoauth2 | "
            "oauthbearer\n"
            "  --allow-plaintext-auth permit AUTH without TLS\n"
            "  --helo NAME            EHLO name\n"
            "  --timeout SECONDS      upper bound for every per-phase timeout\n"
-           "  -v                     transcript on stderr, secrets redacted\n";
+           "  -v                     transcript on stderr, secrets redacted\n"
+           "OAuth2 (XOAUTH2/OAUTHBEARER; tokens fetched over HTTPS, cached, refreshed ahead of\n"
+           "expiry; the endpoint's certificate checked like the server's, --ca-file included):\n"
+           "  --oauth-refresh-token-env VAR   refresh-token grant (Gmail, Outlook.com, M365\n"
+           "                         delegated), with --oauth-client-id and, for a confidential\n"
+           "                         client, --oauth-client-secret-env\n"
+           "  --oauth-client-secret-env VAR   without a refresh token: client-credentials grant\n"
+           "                         (Microsoft 365 app-only), with --oauth-client-id\n"
+           "  --oauth-service-account FILE    JWT-bearer grant with a Google service account's\n"
+           "                         JSON key (domain-wide delegation; --user is the mailbox)\n"
+           "  --oauth-client-id ID   the OAuth2 client\n"
+           "  --oauth-token-url URL  the token endpoint (default: --provider's, or the key file's)\n"
+           "  --oauth-scope SCOPE    scopes, space-separated (default: --provider's)\n";
 }
 
 } // namespace mailroom::cli
