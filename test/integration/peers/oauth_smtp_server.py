@@ -7,7 +7,7 @@ Usage:
   oauth_smtp_server.py --jwks URL --issuer URL [--ca-file CAFILE]
                        [--starttls CERT KEY | --implicit-tls CERT KEY] [--port N]
                        [--close-after N] [--close-mode 421|drop] [--reject-first N]
-                       [--clock-offset S] [--stats FILE] [--max-seconds N]
+                       [--clock-offset S] [--leeway S] [--stats FILE] [--max-seconds N]
 
   --jwks URL           the token server's key set (oauth2_server.mjs: ISSUER/jwks), fetched
                        over HTTPS at start and again when a token names a key id not in it
@@ -24,6 +24,10 @@ Usage:
                        revoked token is): the 334 error challenge, then 535
   --clock-offset S     this server's clock runs S seconds ahead when checking exp: a token
                        the client still believes valid for S seconds is refused as expired
+  --leeway S           a token is expired once exp + S has passed (default 1: the issuer's
+                       iat and exp are whole seconds, its expires_in counts from the
+                       response, so a client may rightly believe a token good up to a second
+                       past its exp; real servers allow minutes of clock skew)
   --stats FILE         rewritten (atomically) after every AUTH, message and connection:
                        {"connections", "max_concurrent", "auth_ok", "auth_failed",
                         "failures": {reason: n}, "mechanisms": {mech: n}, "messages",
@@ -33,7 +37,7 @@ Usage:
                        error challenge: ok = an empty response (XOAUTH2) or %x01 (OAUTHBEARER)
   --max-seconds N      exit by itself after N seconds (default 600)
 
-Tokens: RS256 JWS verified against the JWKS, iss = --issuer, exp in the future (no leeway).
+Tokens: RS256 JWS verified against the JWKS, iss = --issuer, exp + --leeway in the future.
 The user (XOAUTH2 user=, OAUTHBEARER a=) must be the token's sub, unless the token carries the
 app-only role SMTP.SendAsApp (Microsoft's client-credentials tokens: any mailbox). A refused
 token gets the 334 challenge with base64 of the JSON error, XOAUTH2:
@@ -142,7 +146,7 @@ class Handler:
             return None, "bad_signature"
         except jwt.PyJWTError:
             return None, "invalid"
-        if claims["exp"] <= time.time() + self.args.clock_offset:
+        if claims["exp"] + self.args.leeway <= time.time() + self.args.clock_offset:
             return None, "expired"
         app_only = "SMTP.SendAsApp" in (claims.get("roles") or [])
         if not app_only and (user is None or user != claims.get("sub")):
@@ -308,6 +312,7 @@ def parse_args(argv):
     p.add_argument("--close-mode", choices=["421", "drop"], default="421")
     p.add_argument("--reject-first", type=int, default=0)
     p.add_argument("--clock-offset", type=float, default=0.0)
+    p.add_argument("--leeway", type=float, default=1.0)
     p.add_argument("--stats")
     p.add_argument("--max-seconds", type=float, default=600)
     return p.parse_args(argv)
