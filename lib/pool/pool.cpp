@@ -56,6 +56,11 @@ inline bool is_open(const pooled_ptr& c)
 {
     return c->client.is_open();
 }
+// Found by pool_policy: an idle connection the server closed is retired before a checkout.
+inline bool peer_closed(const pooled_ptr& c)
+{
+    return c->client.peer_closed();
+}
 
 struct pool_impl final : std::enable_shared_from_this<pool_impl>,
                          mailroom::detail::shutdown_listener {

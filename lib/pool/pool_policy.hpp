@@ -372,6 +372,18 @@ public:
     {
         if (closed_)
             return;
+        // 0. Idle connections the server has closed meanwhile (is_open sees the end of stream
+        // or an unasked 421) leave now, so they are neither lent nor counted against the
+        // demand below. One idle long enough for a probe is the probe's to judge.
+        if (front_waiter()) {
+            std::vector<Conn> gone;
+            for (auto& c : nodes_)
+                if (c.st == conn_state::ready && c.leases == 0 && !needs_probe(c, now) &&
+                    peer_gone(c.conn))
+                    gone.push_back(c.conn);
+            for (auto& c : gone)
+                retire(c);
+        }
         // 1. Idle connections, the most recently used first (so surplus ones idle out).
         while (waiter* w = front_waiter()) {
             node* best = nullptr;
@@ -488,6 +500,16 @@ private:
     {
         return c.st == conn_state::ready && !c.retire && is_open(c.conn) &&
                (opts_.max_age == duration::zero() || now - c.created < opts_.max_age);
+    }
+
+    // Whether the peer has closed an idle connection, where the connection type can tell
+    // (`peer_gone(conn)`, found by argument-dependent lookup); false where it can't.
+    static bool peer_gone(const Conn& c)
+    {
+        if constexpr (requires { peer_closed(c); })
+            return peer_closed(c);
+        else
+            return false;
     }
 
     bool needs_probe(const node& c, time_point now) const

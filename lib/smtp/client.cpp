@@ -18,8 +18,10 @@
 
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <deque>
 
 namespace mailroom::smtp {
@@ -575,6 +577,21 @@ const client_options& client::options() const noexcept
 bool client::is_open() const noexcept
 {
     return impl_ && impl_->st == impl::state::open;
+}
+bool client::peer_closed() const noexcept
+{
+    // An idle connection the server has closed (end of stream) or spoken on unasked (a 421,
+    // a TLS alert before its close): one non-blocking peek. A connection with work queued is
+    // the driver's to judge.
+    if (!is_open())
+        return false;
+    const impl& i = *impl_;
+    if (!i.queue.empty() || !i.tcp || i.rpos < i.rend)
+        return false;
+    char c;
+    const auto fd = i.tcp->socket().native_handle();
+    const ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n >= 0 || (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
 }
 bool client::is_secure() const noexcept
 {

@@ -397,6 +397,30 @@ TEST_SUITE("pool")
         CHECK(srv.sessions()[1].accepted == std::vector<std::string>{m.message_id()});
     }
 
+    TEST_CASE("a connection the server closed just after a message is replaced before lending, "
+              "without a probe")
+    {
+        asio::io_context io;
+        fake_listener srv(io,
+                          [](std::size_t k) { return k == 0 ? sink({.close_after = 1}) : sink(); });
+        // Probes only after 10 s idle: the closed connection must be noticed another way.
+        pool::pool p(io.get_executor(), server_options(srv),
+                     {.max_connections = 1, .probe_after_idle = std::chrono::seconds(10)});
+        auto [ec, rep] = run_coro(io, acquire_and_send(&p, message()));
+        REQUIRE_FALSE(ec);
+        test::settle(io, 50ms); // the server's close arrives; nothing reads it
+        CHECK(srv.open() == 0);
+        const auto m = message();
+        auto [e2, r2] = run_coro(io, acquire_and_send(&p, m), 5s);
+        CHECK_FALSE(e2); // the closed connection was not lent
+        CHECK(r2.outcome == smtp::outcome::delivered);
+        const auto s = p.snapshot();
+        CHECK(s.probes == 0);
+        CHECK(s.connects == 2);
+        REQUIRE(srv.accepted() == 2);
+        CHECK(srv.sessions()[1].accepted == std::vector<std::string>{m.message_id()});
+    }
+
     TEST_CASE("an idle connection that is still fine passes its probe and is reused")
     {
         asio::io_context io;

@@ -184,6 +184,11 @@ public:
     /// True between a successful connect and a close, QUIT, or an error that broke the
     /// connection.
     bool is_open() const noexcept;
+    /// True for an open, idle connection (nothing queued) that the server has closed, or sent
+    /// something on unasked (a 421 before closing), though nothing has read it yet: the next
+    /// command would fail. A pool asks before lending a connection. One non-blocking peek at
+    /// the socket.
+    bool peer_closed() const noexcept;
     /// True when the connection is TLS-protected.
     bool is_secure() const noexcept;
     /// What the server advertised in its last EHLO reply.

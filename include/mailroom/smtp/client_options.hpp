@@ -57,19 +57,20 @@ struct credentials {
     /// with `refresh = true` once more when the server rejects the token, so a cached token can
     /// be renewed. May throw nothing; return an empty string for "no token".
     std::function<std::string(bool refresh)> token_provider{};
+    /// A mechanism to insist on; empty: the strongest both sides support (see auth_mechanism).
+    std::optional<auth_mechanism> mechanism{};
+    /// Allow PLAIN, LOGIN or a bearer token on a connection without TLS. Off: such credentials
+    /// are never sent in the clear.
+    bool allow_plaintext = false;
     /// For XOAUTH2 / OAUTHBEARER: access tokens from a token source (include
     /// <mailroom/auth/token_source.hpp>): a callback or a built-in OAuth2 grant, cached and
     /// refreshed ahead of expiry, shared by every connection of every pool given the same
     /// pointer. Asked on every new connection; when the server refuses the token (XOAUTH2's
     /// 334 with a JSON error, then 535), the token is invalidated, a new one fetched and AUTH
     /// retried once, on a new connection if the server closed this one. Takes precedence
-    /// over token_provider.
+    /// over token_provider. (Last, so positional initializers of the fields above keep
+    /// working.)
     std::shared_ptr<auth::token_source> tokens{};
-    /// A mechanism to insist on; empty: the strongest both sides support (see auth_mechanism).
-    std::optional<auth_mechanism> mechanism{};
-    /// Allow PLAIN, LOGIN or a bearer token on a connection without TLS. Off: such credentials
-    /// are never sent in the clear.
-    bool allow_plaintext = false;
 };
 
 /// Per-phase time limits. Each covers a whole step (a server sending one byte at a time does
