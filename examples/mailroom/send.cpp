@@ -131,6 +131,8 @@ int send_main(std::span<char*> argv)
             throw failure(ex_usage, "send: unknown option " + std::string(flag));
         }
     }
+    // First, so it outlives everything made on it (the token source in `opts` among them).
+    asio::io_context io;
     smtp::client_options opts = server.finish();
     const limit::rate_limiter_options rate_limits = limits.limits();
     limit::store_options store = limits.store();
@@ -141,7 +143,6 @@ int send_main(std::span<char*> argv)
 
     const mime::message m = eml ? msg.build_from_eml(*eml) : msg.build();
 
-    asio::io_context io;
     server.attach_tokens(opts, io.get_executor());
     smtp::client c(io.get_executor(), opts);
     error_code result;
