@@ -161,6 +161,7 @@ struct token_source_impl;
 ///     opts.auth = smtp::credentials{.username = "me@gmail.com", .tokens = tokens};
 class MAILROOM_API token_source {
 public:
+    /// The executor refreshes run on.
     using executor_type = asio::any_io_executor;
 
     /// Tokens from a user callback.

@@ -104,8 +104,10 @@ struct client_impl;
 /// checked and SNI sent. Thread-compatible: use a client from one strand.
 class MAILROOM_API client {
 public:
+    /// The executor requests run on.
     using executor_type = asio::any_io_executor;
 
+    /// A client making its requests on `ex`. Nothing is loaded or connected until the first.
     client(executor_type ex, options o = {});
     ~client();
     client(const client&) = delete;
