@@ -95,7 +95,8 @@ public:
         case error::redis_error_reply: return "Redis answered with an error";
         case error::invalid_url: return "the URL can't be used";
         case error::http_timeout: return "timed out waiting for the HTTP response";
-        case error::http_redirect_refused: return "the HTTP server redirected; redirects are not followed";
+        case error::http_redirect_refused:
+            return "the HTTP server redirected; redirects are not followed";
         case error::http_response_too_large: return "the HTTP response is larger than allowed";
         case error::http_protocol_error: return "the HTTP response is malformed";
         case error::token_refresh_failed: return "the access token could not be refreshed";

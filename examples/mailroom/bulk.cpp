@@ -386,8 +386,8 @@ int bulk_main(std::span<char*> argv)
     asio::io_context io(1);
     // One token source for every connection of the run.
     server.attach_tokens(mo.providers.back().server, io.get_executor());
-    const auto tokens = mo.providers.back().server.auth ? mo.providers.back().server.auth->tokens
-                                                        : nullptr;
+    const auto tokens =
+        mo.providers.back().server.auth ? mo.providers.back().server.auth->tokens : nullptr;
     const retry_options mo_retry = mo.retry;
     mailer m(io.get_executor(), std::move(mo));
     run_state st;

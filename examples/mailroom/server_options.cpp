@@ -384,7 +384,8 @@ const char* server_options::usage()
            "  --oauth-service-account FILE    JWT-bearer grant with a Google service account's\n"
            "                         JSON key (domain-wide delegation; --user is the mailbox)\n"
            "  --oauth-client-id ID   the OAuth2 client\n"
-           "  --oauth-token-url URL  the token endpoint (default: --provider's, or the key file's)\n"
+           "  --oauth-token-url URL  the token endpoint (default: --provider's, or the key "
+           "file's)\n"
            "  --oauth-scope SCOPE    scopes, space-separated (default: --provider's)\n";
 }
 

@@ -56,10 +56,9 @@ result<service_account> service_account::parse(std::string_view text, diagnostic
         return invalid(diag, "service account",
                        "\"type\" is \"" + std::string(*type) + "\", not \"service_account\"");
     service_account a;
-    for (auto [name, into] : {std::pair{"client_email", &a.client_email},
-                              std::pair{"private_key", &a.private_key},
-                              std::pair{"private_key_id", &a.private_key_id},
-                              std::pair{"token_uri", &a.token_uri}}) {
+    for (auto [name, into] :
+         {std::pair{"client_email", &a.client_email}, std::pair{"private_key", &a.private_key},
+          std::pair{"private_key_id", &a.private_key_id}, std::pair{"token_uri", &a.token_uri}}) {
         if (const json::string* s = string_field(o, name))
             *into = std::string(*s);
     }
@@ -93,8 +92,8 @@ std::optional<rsa_key> rsa_key::parse(const std::string& pem, std::string& why)
     std::unique_ptr<BIO, decltype(&BIO_free)> bio(
         BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())), &BIO_free);
     // No passphrase callback: an encrypted key fails here rather than prompting.
-    EVP_PKEY* k = bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>(""))
-                      : nullptr;
+    EVP_PKEY* k =
+        bio ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, const_cast<char*>("")) : nullptr;
     if (!k) {
         why = "not a PEM private key (or an encrypted one)";
         return std::nullopt;
@@ -114,8 +113,7 @@ std::optional<rsa_key> rsa_key::parse(const std::string& pem, std::string& why)
 
 std::string rsa_key::sign(std::string_view data) const
 {
-    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(),
-                                                                &EVP_MD_CTX_free);
+    std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
     std::size_t len = 0;
     if (!ctx || EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key_.get()) != 1 ||
         EVP_DigestSign(ctx.get(), nullptr, &len,
@@ -241,7 +239,8 @@ token_reply read_token_response(const http::response& r, clock::time_point now)
             if (e->is_int64())
                 secs = e->get_int64();
             else if (e->is_uint64())
-                secs = static_cast<std::int64_t>(std::min<std::uint64_t>(e->get_uint64(), 1u << 30));
+                secs =
+                    static_cast<std::int64_t>(std::min<std::uint64_t>(e->get_uint64(), 1u << 30));
             else if (e->is_double())
                 secs = static_cast<std::int64_t>(e->get_double());
             else if (e->is_string()) {
@@ -252,7 +251,8 @@ token_reply read_token_response(const http::response& r, clock::time_point now)
             }
         }
         if (secs)
-            t.token.expires_at = now + std::chrono::seconds(std::clamp<std::int64_t>(*secs, 0, 1 << 30));
+            t.token.expires_at =
+                now + std::chrono::seconds(std::clamp<std::int64_t>(*secs, 0, 1 << 30));
         if (const json::string* rt = string_field(*o, "refresh_token"); rt && !rt->empty())
             t.refresh_token = std::string(*rt);
         return t;

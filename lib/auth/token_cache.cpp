@@ -34,8 +34,7 @@ token_cache::verdict token_cache::on_get(clock::time_point now)
     return verdict::refresh;
 }
 
-void token_cache::on_success(clock::time_point now, std::string value,
-                             clock::time_point expires_at)
+void token_cache::on_success(clock::time_point now, std::string value, clock::time_point expires_at)
 {
     in_flight_ = false;
     force_ = false;

@@ -7,9 +7,9 @@
 #include "detail/backoff.hpp"
 #include "detail/completion.hpp"
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -48,28 +48,29 @@ struct callback_fetcher final : fetcher {
     awaitable<token_reply> fetch(bool refresh) override
     {
         // The callback may complete from any thread: the result is posted back to the strand.
-        auto [ec, tok] = co_await asio::async_initiate<decltype(use_tuple),
-                                                       void(error_code, access_token)>(
-            [this, refresh](auto handler) {
-                auto h = std::make_shared<decltype(handler)>(std::move(handler));
-                token_handler back = [h, s = strand](error_code e, access_token t) mutable {
-                    asio::post(s, [h, e, t = std::move(t)]() mutable {
-                        std::move (*h)(e, std::move(t));
-                    });
-                };
-                try {
-                    fn(refresh, std::move(back));
-                } catch (const std::exception& e) {
-                    // The handler was moved into the call: it may be lost; report through a
-                    // fresh post so the waiters aren't stranded.
-                    access_token t;
-                    t.diag = {"token callback", std::string("threw: ") + e.what()};
-                    asio::post(strand, [h, t = std::move(t)]() mutable {
-                        std::move (*h)(make_error_code(error::token_refresh_failed), std::move(t));
-                    });
-                }
-            },
-            use_tuple);
+        auto [ec, tok] =
+            co_await asio::async_initiate<decltype(use_tuple), void(error_code, access_token)>(
+                [this, refresh](auto handler) {
+                    auto h = std::make_shared<decltype(handler)>(std::move(handler));
+                    token_handler back = [h, s = strand](error_code e, access_token t) mutable {
+                        asio::post(s, [h, e, t = std::move(t)]() mutable {
+                            std::move (*h)(e, std::move(t));
+                        });
+                    };
+                    try {
+                        fn(refresh, std::move(back));
+                    } catch (const std::exception& e) {
+                        // The handler was moved into the call: it may be lost; report through a
+                        // fresh post so the waiters aren't stranded.
+                        access_token t;
+                        t.diag = {"token callback", std::string("threw: ") + e.what()};
+                        asio::post(strand, [h, t = std::move(t)]() mutable {
+                            std::move (*h)(make_error_code(error::token_refresh_failed),
+                                           std::move(t));
+                        });
+                    }
+                },
+                use_tuple);
         token_reply r;
         if (!ec && tok.value.empty()) {
             ec = make_error_code(error::token_refresh_failed);
@@ -107,9 +108,9 @@ struct oauth2_fetcher final : fetcher {
     {
         std::string assertion;
         if (opts.grant == grant::jwt_bearer) {
-            assertion = make_assertion(*opts.account, *key, opts.scope, opts.subject,
-                                       url.to_string(), std::chrono::system_clock::now(),
-                                       opts.assertion_lifetime);
+            assertion =
+                make_assertion(*opts.account, *key, opts.scope, opts.subject, url.to_string(),
+                               std::chrono::system_clock::now(), opts.assertion_lifetime);
             if (assertion.empty()) {
                 token_reply r;
                 r.ec = make_error_code(error::invalid_token_source);
@@ -165,9 +166,8 @@ struct token_source_impl : std::enable_shared_from_this<token_source_impl> {
         ++counts.gets;
         if (closed) {
             lock.unlock();
-            mailroom::detail::post_completion(ex, std::move(h),
-                                              error_code(asio::error::operation_aborted),
-                                              access_token{});
+            mailroom::detail::post_completion(
+                ex, std::move(h), error_code(asio::error::operation_aborted), access_token{});
             return;
         }
         const auto now = clock::now();
@@ -208,10 +208,7 @@ struct token_source_impl : std::enable_shared_from_this<token_source_impl> {
 
     bool refreshing = false;
 
-    void start_refresh()
-    {
-        asio::co_spawn(strand, refresh(shared_from_this()), asio::detached);
-    }
+    void start_refresh() { asio::co_spawn(strand, refresh(shared_from_this()), asio::detached); }
 
     // `self` keeps the source alive while the refresh runs (a parameter, so it is in the
     // coroutine frame from its creation).
@@ -231,8 +228,8 @@ struct token_source_impl : std::enable_shared_from_this<token_source_impl> {
                 ++counts.requests;
             }
             r = co_await fetch->fetch(force);
-            if (!r.ec || r.ec == asio::error::operation_aborted ||
-                r.ec != condition::transient || attempt >= std::max(1u, policy.max_attempts))
+            if (!r.ec || r.ec == asio::error::operation_aborted || r.ec != condition::transient ||
+                attempt >= std::max(1u, policy.max_attempts))
                 break;
             pool::backoff_options b{policy.retry_initial, policy.retry_max};
             auto wait = pool::detail::backoff_delay(
@@ -292,9 +289,8 @@ struct token_source_impl : std::enable_shared_from_this<token_source_impl> {
             self->fetch->close();
         });
         for (auto& h : done)
-            mailroom::detail::post_completion(ex, std::move(h),
-                                              error_code(asio::error::operation_aborted),
-                                              access_token{});
+            mailroom::detail::post_completion(
+                ex, std::move(h), error_code(asio::error::operation_aborted), access_token{});
     }
 
     token_source_snapshot snapshot() const
@@ -324,7 +320,8 @@ std::shared_ptr<token_source> token_source::from_callback(executor_type ex, toke
                                                           refresh_policy policy)
 {
     if (!fn)
-        throw boost::system::system_error(make_error_code(error::invalid_token_source), "no token callback");
+        throw boost::system::system_error(make_error_code(error::invalid_token_source),
+                                          "no token callback");
     auto i = std::make_shared<detail::token_source_impl>(ex, policy);
     i->fetch = std::make_unique<detail::callback_fetcher>(i->strand, std::move(fn));
     return std::shared_ptr<token_source>(new token_source(std::move(i)));

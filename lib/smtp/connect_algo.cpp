@@ -179,8 +179,9 @@ action connect_algo::resume(const io_result& io)
                                                                        : auth_ec_.message());
                 // One retry with a refreshed token when the server refused the token
                 // (RFC 7628 §3.2.2: the client may try again with a new token).
-                if (bearer_mechanism() && attempt_ == 0 && auth_ec_.category() == reply_category() &&
-                    auth_ec_.value() / 100 == 5 && opts_.auth->tokens && token_retry_) {
+                if (bearer_mechanism() && attempt_ == 0 &&
+                    auth_ec_.category() == reply_category() && auth_ec_.value() / 100 == 5 &&
+                    opts_.auth->tokens && token_retry_) {
                     // The source drops the refused token (unless another connection already
                     // had it replaced) and the next get refreshes: one refresh for many.
                     opts_.auth->tokens->invalidate(creds_.bearer_token);
@@ -192,9 +193,9 @@ action connect_algo::resume(const io_result& io)
                                           "with a refreshed one");
                     continue;
                 }
-                if (bearer_mechanism() && attempt_ == 0 && auth_ec_.category() == reply_category() &&
-                    auth_ec_.value() / 100 == 5 && opts_.auth->token_provider &&
-                    !opts_.auth->tokens) {
+                if (bearer_mechanism() && attempt_ == 0 &&
+                    auth_ec_.category() == reply_category() && auth_ec_.value() / 100 == 5 &&
+                    opts_.auth->token_provider && !opts_.auth->tokens) {
                     creds_.bearer_token = opts_.auth->token_provider(true);
                     if (!creds_.bearer_token.empty())
                         continue;

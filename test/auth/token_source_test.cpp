@@ -73,12 +73,27 @@ struct token_server {
                         {"token_uri", ""}};
         std::ofstream(sa_file) << json::serialize(sa);
         const std::string pki = test::http_test_pki();
-        proc.emplace(std::vector<std::string>{
-            "node", MAILROOM_SOURCE_DIR "/test/integration/peers/oauth2_server.mjs", "--cert",
-            pki + "/localhost.pem", "--key", pki + "/localhost.key", "--lifetime",
-            std::to_string(lifetime), "--client", client_id + ":" + client_secret, "--client",
-            app_id + ":" + app_secret, "--refresh-token", refresh_token, "--subject", user_mailbox,
-            "--service-account", sa_file, "--max-seconds", "300"});
+        proc.emplace(std::vector<std::string>{"node",
+                                              MAILROOM_SOURCE_DIR
+                                              "/test/integration/peers/oauth2_server.mjs",
+                                              "--cert",
+                                              pki + "/localhost.pem",
+                                              "--key",
+                                              pki + "/localhost.key",
+                                              "--lifetime",
+                                              std::to_string(lifetime),
+                                              "--client",
+                                              client_id + ":" + client_secret,
+                                              "--client",
+                                              app_id + ":" + app_secret,
+                                              "--refresh-token",
+                                              refresh_token,
+                                              "--subject",
+                                              user_mailbox,
+                                              "--service-account",
+                                              sa_file,
+                                              "--max-seconds",
+                                              "300"});
     }
     ~token_server()
     {
@@ -87,8 +102,14 @@ struct token_server {
         std::filesystem::remove_all(dir, ignored);
     }
 
-    std::string url() const { return "https://localhost:" + std::to_string(proc->port()) + "/token"; }
-    json::object counts() const { return json::parse(test::control(proc->port(), "/__control")).as_object(); }
+    std::string url() const
+    {
+        return "https://localhost:" + std::to_string(proc->port()) + "/token";
+    }
+    json::object counts() const
+    {
+        return json::parse(test::control(proc->port(), "/__control")).as_object();
+    }
     std::int64_t requests(const char* grant) const
     {
         const auto c = counts();
@@ -188,10 +209,10 @@ json::object claims(const std::string& jwt)
     return json::parse(out).as_object();
 }
 
-#define SKIP_WITHOUT_TOKEN_SERVER()                                                            \
-    if (!test::token_server_available()) {                                                     \
-        MESSAGE("skipped: node or oauth2-mock-server 8 missing (node_peers.sh installs it)"); \
-        return;                                                                                \
+#define SKIP_WITHOUT_TOKEN_SERVER()                                                                \
+    if (!test::token_server_available()) {                                                         \
+        MESSAGE("skipped: node or oauth2-mock-server 8 missing (node_peers.sh installs it)");      \
+        return;                                                                                    \
     }
 
 } // namespace
@@ -277,7 +298,8 @@ TEST_SUITE("auth.token_source")
         o.port = smtp.port();
         o.tls.mode = smtp::tls_mode::implicit;
         o.tls.ca_file = pki + "/ca.pem";
-        o.auth = smtp::credentials{.username = user_mailbox, .mechanism = smtp::auth_mechanism::xoauth2};
+        o.auth =
+            smtp::credentials{.username = user_mailbox, .mechanism = smtp::auth_mechanism::xoauth2};
         o.auth->tokens = src;
         std::vector<std::unique_ptr<smtp::client>> clients;
         int ok = 0, failed = 0;
@@ -379,8 +401,8 @@ TEST_SUITE("auth.token_source")
         SUBCASE("500 twice, then a token")
         {
             ts.inject("500", 2);
-            auto src = auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(),
-                                                  fast_retries());
+            auto src =
+                auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(), fast_retries());
             const got g = get(io, *src);
             CHECK_FALSE(g.ec);
             CHECK(ts.requests("refresh_token") == 3);
@@ -389,15 +411,15 @@ TEST_SUITE("auth.token_source")
         SUBCASE("a dropped connection, then a token")
         {
             ts.inject("reset", 1);
-            auto src = auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(),
-                                                  fast_retries());
+            auto src =
+                auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(), fast_retries());
             CHECK_FALSE(get(io, *src).ec);
         }
         for (const char* kind : {"503", "malformed", "no_token"}) {
             CAPTURE(kind);
             ts.inject(kind, 3);
-            auto src = auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(),
-                                                  fast_retries());
+            auto src =
+                auth::token_source::oauth2(io.get_executor(), ts.refresh_grant(), fast_retries());
             const got g = get(io, *src);
             CHECK(g.ec == error::token_refresh_failed); // every attempt failed
             CHECK(g.ec == condition::transient);
@@ -463,9 +485,9 @@ TEST_SUITE("auth.token_source")
                                         auth::access_token{{}, {}, {"identity", "revoked"}});
                 // From another thread, as an identity library might.
                 std::thread([h = std::move(h), n]() mutable {
-                    std::move(h)(error_code{},
-                                 auth::access_token{"cb-" + std::to_string(n),
-                                                    auth::clock::now() + 1h, {}});
+                    std::move(h)(
+                        error_code{},
+                        auth::access_token{"cb-" + std::to_string(n), auth::clock::now() + 1h, {}});
                 }).join();
             });
         got g = get(io, *src);
@@ -502,6 +524,7 @@ TEST_SUITE("auth.token_source")
         o.grant = auth::grant::jwt_bearer;
         CHECK(auth::token_source::make_oauth2(io.get_executor(), o, {}, diag).error() ==
               error::invalid_token_source); // no service account
-        CHECK_THROWS_AS(auth::token_source::oauth2(io.get_executor(), o), boost::system::system_error);
+        CHECK_THROWS_AS(auth::token_source::oauth2(io.get_executor(), o),
+                        boost::system::system_error);
     }
 }

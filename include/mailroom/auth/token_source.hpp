@@ -80,8 +80,7 @@ struct service_account {
     /// JSON, lacks a field, or its key isn't an RSA private key in PEM.
     MAILROOM_API static result<service_account> parse(std::string_view json, diagnostics& diag);
     /// Reads and parses the file at `path` (invalid_token_source when it can't be read).
-    MAILROOM_API static result<service_account> load(const std::string& path,
-                                                     diagnostics& diag);
+    MAILROOM_API static result<service_account> load(const std::string& path, diagnostics& diag);
 };
 
 /// A built-in OAuth2 client: the grant, its secrets, and the token endpoint.
@@ -133,17 +132,17 @@ struct refresh_policy {
 
 /// Counters and state of a token source. Never holds a token or a secret.
 struct token_source_snapshot {
-    std::uint64_t gets = 0;             ///< async_get calls
-    std::uint64_t cache_hits = 0;       ///< gets answered from the cache at once
-    std::uint64_t joined = 0;           ///< gets that waited on a refresh another started
-    std::uint64_t refreshes = 0;        ///< refreshes that got a token
-    std::uint64_t requests = 0;         ///< token requests made (callback calls), retries too
-    std::uint64_t failures = 0;         ///< refreshes that ended in an error
-    std::uint64_t invalidations = 0;    ///< tokens a server refused (invalidate)
-    bool cached = false;                ///< a token is cached now
-    duration remaining{};               ///< how long the cached token has left
-    error_code last_error{};            ///< the last refresh's error, if it failed
-    std::string last_error_detail{};    ///< its diagnostics (the endpoint's error text)
+    std::uint64_t gets = 0;          ///< async_get calls
+    std::uint64_t cache_hits = 0;    ///< gets answered from the cache at once
+    std::uint64_t joined = 0;        ///< gets that waited on a refresh another started
+    std::uint64_t refreshes = 0;     ///< refreshes that got a token
+    std::uint64_t requests = 0;      ///< token requests made (callback calls), retries too
+    std::uint64_t failures = 0;      ///< refreshes that ended in an error
+    std::uint64_t invalidations = 0; ///< tokens a server refused (invalidate)
+    bool cached = false;             ///< a token is cached now
+    duration remaining{};            ///< how long the cached token has left
+    error_code last_error{};         ///< the last refresh's error, if it failed
+    std::string last_error_detail{}; ///< its diagnostics (the endpoint's error text)
 };
 
 namespace detail {
@@ -172,10 +171,8 @@ public:
     static std::shared_ptr<token_source> oauth2(executor_type ex, oauth2_options opts,
                                                 refresh_policy policy = {});
     /// The same, as a result: invalid_token_source with the reason in `diag`.
-    static result<std::shared_ptr<token_source>> make_oauth2(executor_type ex,
-                                                             oauth2_options opts,
-                                                             refresh_policy policy,
-                                                             diagnostics& diag);
+    static result<std::shared_ptr<token_source>>
+    make_oauth2(executor_type ex, oauth2_options opts, refresh_policy policy, diagnostics& diag);
 
     ~token_source();
     token_source(const token_source&) = delete;

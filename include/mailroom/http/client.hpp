@@ -32,8 +32,8 @@ struct url {
     /// TLS (https). Plain http is accepted only for a loopback host (127.0.0.0/8, ::1,
     /// "localhost"): secrets never cross a network in the clear.
     bool tls = true;
-    std::string host{};      ///< a host name or an IP address (IPv6 without brackets)
-    std::uint16_t port = 0;  ///< 443 for https, 80 for http when the URL has none
+    std::string host{};       ///< a host name or an IP address (IPv6 without brackets)
+    std::uint16_t port = 0;   ///< 443 for https, 80 for http when the URL has none
     std::string target = "/"; ///< path and query, as sent in the request line
 
     /// Parses `text`; invalid_url (with the reason in `diag`) when it can't be used: not
@@ -76,9 +76,9 @@ struct options {
 /// One response: any status (a 4xx or 5xx is a response, not an error code; a 3xx is
 /// http_redirect_refused).
 struct response {
-    unsigned status = 0;            ///< e.g. 200
-    std::string content_type{};     ///< the Content-Type field, as sent
-    std::string body{};             ///< the body, de-chunked
+    unsigned status = 0;        ///< e.g. 200
+    std::string content_type{}; ///< the Content-Type field, as sent
+    std::string body{};         ///< the body, de-chunked
     /// Retry-After in seconds when the server sent a delay (429, 503); 0 otherwise.
     std::uint32_t retry_after = 0;
     /// When the request failed: the step (e.g. "connecting to host:443", "TLS handshake",

@@ -183,12 +183,13 @@ TEST_SUITE("auth.oauth2")
     {
         const auto now = clock::time_point{} + 1h;
         auto t = read_token_response(
-            resp(400, R"({"error":"invalid_grant","error_description":"Token has been expired or revoked."})"),
+            resp(
+                400,
+                R"({"error":"invalid_grant","error_description":"Token has been expired or revoked."})"),
             now);
         CHECK(t.ec == error::token_refresh_refused);
         CHECK(t.ec == condition::permanent);
-        CHECK(t.token.diag.detail ==
-              "HTTP 400: invalid_grant: Token has been expired or revoked.");
+        CHECK(t.token.diag.detail == "HTTP 400: invalid_grant: Token has been expired or revoked.");
         t = read_token_response(resp(401, R"({"error":"invalid_client"})"), now);
         CHECK(t.ec == error::token_refresh_refused);
         CHECK(t.token.diag.detail == "HTTP 401: invalid_client");
@@ -202,7 +203,8 @@ TEST_SUITE("auth.oauth2")
 
     TEST_CASE("request errors: permanent only for what a retry can't change")
     {
-        CHECK(map_request_error(make_error_code(error::http_timeout)) == error::token_refresh_failed);
+        CHECK(map_request_error(make_error_code(error::http_timeout)) ==
+              error::token_refresh_failed);
         CHECK(map_request_error(make_error_code(error::connection_lost)) ==
               error::token_refresh_failed);
         CHECK(map_request_error(make_error_code(error::certificate_rejected)) ==
@@ -225,7 +227,8 @@ TEST_SUITE("auth.oauth2")
         std::string why;
         auto key = rsa_key::parse(acct->private_key, why);
         REQUIRE(key);
-        const auto now = std::chrono::system_clock::time_point{} + std::chrono::seconds(1'800'000'000);
+        const auto now =
+            std::chrono::system_clock::time_point{} + std::chrono::seconds(1'800'000'000);
         const std::string jwt = make_assertion(*acct, *key, "https://mail.google.com/",
                                                "user@example.com", acct->token_uri, now, 1h);
         const auto d1 = jwt.find('.');
@@ -258,8 +261,7 @@ TEST_SUITE("auth.oauth2")
             REQUIRE(pk);
             REQUIRE(EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, pk.get()) == 1);
             return EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()),
-                                    sig.size(),
-                                    reinterpret_cast<const unsigned char*>(data.data()),
+                                    sig.size(), reinterpret_cast<const unsigned char*>(data.data()),
                                     data.size()) == 1;
         };
         CHECK(verify(signed_part));
@@ -272,12 +274,10 @@ TEST_SUITE("auth.oauth2")
     {
         diagnostics diag;
         CHECK(service_account::parse("not json", diag).error() == error::invalid_token_source);
-        CHECK(service_account::parse(account_json(rsa2048().private_pem(), "authorized_user"),
-                                     diag)
+        CHECK(service_account::parse(account_json(rsa2048().private_pem(), "authorized_user"), diag)
                   .error() == error::invalid_token_source);
         CHECK(diag.detail.find("authorized_user") != std::string::npos);
-        CHECK(service_account::parse(R"({"client_email":"a@b","private_key":"-----BEGIN"})",
-                                     diag)
+        CHECK(service_account::parse(R"({"client_email":"a@b","private_key":"-----BEGIN"})", diag)
                   .error() == error::invalid_token_source);
         CHECK(diag.field == "service account \"private_key\"");
         const keypair small(1024);

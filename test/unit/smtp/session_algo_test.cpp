@@ -956,25 +956,26 @@ TEST_SUITE("smtp.connect_algo")
     TEST_CASE("token source: a refused token is dropped, a fresh one fetched, AUTH retried once")
     {
         boost::asio::io_context io;
-        auto source = auth::token_source::from_callback(
-            io.get_executor(), [](bool, auth::token_handler) {});
+        auto source =
+            auth::token_source::from_callback(io.get_executor(), [](bool, auth::token_handler) {});
         connect_case c(tls_mode::implicit);
-        c.opts.auth = credentials{.username = "user@example.com",
-                                  .mechanism = auth_mechanism::xoauth2};
+        c.opts.auth =
+            credentials{.username = "user@example.com", .mechanism = auth_mechanism::xoauth2};
         c.opts.auth->tokens = source;
         script s;
         s.tokens = {"stale", "fresh"};
         s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH XOAUTH2\r\n",
-                     "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n", "535 5.7.8 bad token\r\n",
-                     "235 ok\r\n"};
+                     "334 eyJzdGF0dXMiOiI0MDEifQ==\r\n", "535 5.7.8 bad token\r\n", "235 ok\r\n"};
         auto a = c.algo();
         CHECK(!run(a, s).ec);
         CHECK(s.tokens.empty());
         // user=user@example.com^Aauth=Bearer stale^A^A, then the same with "fresh".
-        CHECK(s.written.find("AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHN0YWxlAQE=\r\n") !=
+        CHECK(s.written.find(
+                  "AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIHN0YWxlAQE=\r\n") !=
               std::string::npos);
         CHECK(s.written.find("\r\n\r\n") != std::string::npos); // the empty line after the 334
-        CHECK(s.written.find("AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIGZyZXNoAQE=\r\n") !=
+        CHECK(s.written.find(
+                  "AUTH XOAUTH2 dXNlcj11c2VyQGV4YW1wbGUuY29tAWF1dGg9QmVhcmVyIGZyZXNoAQE=\r\n") !=
               std::string::npos);
         CHECK_FALSE(c.session.token_retry_needs_reconnect);
     }
@@ -982,16 +983,19 @@ TEST_SUITE("smtp.connect_algo")
     TEST_CASE("token source: refused twice fails with the 535, no third try")
     {
         boost::asio::io_context io;
-        auto source = auth::token_source::from_callback(
-            io.get_executor(), [](bool, auth::token_handler) {});
+        auto source =
+            auth::token_source::from_callback(io.get_executor(), [](bool, auth::token_handler) {});
         connect_case c(tls_mode::implicit);
         c.opts.auth = credentials{.username = "u", .mechanism = auth_mechanism::oauthbearer};
         c.opts.auth->tokens = source;
         script s;
         s.tokens = {"t1", "t2"};
-        s.replies = {"220 hi\r\n", "250-mx\r\n250 AUTH OAUTHBEARER\r\n",
-                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n", "535 5.7.8 no\r\n",
-                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n", "535 5.7.8 no\r\n"};
+        s.replies = {"220 hi\r\n",
+                     "250-mx\r\n250 AUTH OAUTHBEARER\r\n",
+                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+                     "535 5.7.8 no\r\n",
+                     "334 eyJzdGF0dXMiOiJpbnZhbGlkX3Rva2VuIn0=\r\n",
+                     "535 5.7.8 no\r\n"};
         auto a = c.algo();
         const auto x = run(a, s);
         CHECK(x.ec == reply_code(535));
@@ -1001,8 +1005,8 @@ TEST_SUITE("smtp.connect_algo")
     TEST_CASE("token source: the server closes after the 535: retry on a new connection")
     {
         boost::asio::io_context io;
-        auto source = auth::token_source::from_callback(
-            io.get_executor(), [](bool, auth::token_handler) {});
+        auto source =
+            auth::token_source::from_callback(io.get_executor(), [](bool, auth::token_handler) {});
         for (bool retry_allowed : {true, false}) {
             CAPTURE(retry_allowed);
             connect_case c(tls_mode::implicit);
@@ -1031,8 +1035,8 @@ TEST_SUITE("smtp.connect_algo")
     TEST_CASE("token source: a failed get fails the connect with the source's error")
     {
         boost::asio::io_context io;
-        auto source = auth::token_source::from_callback(
-            io.get_executor(), [](bool, auth::token_handler) {});
+        auto source =
+            auth::token_source::from_callback(io.get_executor(), [](bool, auth::token_handler) {});
         connect_case c(tls_mode::implicit);
         c.opts.auth = credentials{.username = "u", .mechanism = auth_mechanism::xoauth2};
         c.opts.auth->tokens = source;
