@@ -20,34 +20,44 @@
 
 namespace mailroom::test {
 
+/// Starts `args` with its standard output on a pipe; returns the pipe's read end.
+inline int spawn_reading_stdout(std::vector<std::string> args, pid_t& pid)
+{
+    int out[2];
+    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
+    std::vector<char*> argv;
+    for (auto& a : args)
+        argv.push_back(a.data());
+    argv.push_back(nullptr);
+    const int rc = ::posix_spawnp(&pid, argv[0], &fa, nullptr, argv.data(), environ);
+    posix_spawn_file_actions_destroy(&fa);
+    ::close(out[1]);
+    if (rc != 0)
+        ::close(out[0]);
+    REQUIRE_MESSAGE(rc == 0, "cannot start ", args[0]);
+    return out[0];
+}
+
 /// A peer process: started with `args`, its port read from its first line.
 class peer_process {
 public:
     explicit peer_process(std::vector<std::string> args)
     {
-        int out[2];
-        REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-        std::vector<char*> argv;
-        for (auto& a : args)
-            argv.push_back(a.data());
-        argv.push_back(nullptr);
-        const int rc = ::posix_spawnp(&pid_, argv[0], &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        ::close(out[1]);
-        REQUIRE_MESSAGE(rc == 0, "cannot start ", args[0]);
+        const std::string name = args.size() > 1 ? args[1] : args[0];
+        const int fd = spawn_reading_stdout(std::move(args), pid_);
         std::string line;
         char c;
-        pollfd p{out[0], POLLIN, 0};
+        pollfd p{fd, POLLIN, 0};
         while (line.find('\n') == std::string::npos && ::poll(&p, 1, 20000) > 0 &&
-               ::read(out[0], &c, 1) == 1)
+               ::read(fd, &c, 1) == 1)
             line += c;
-        ::close(out[0]);
+        ::close(fd);
         if (line.rfind("PORT ", 0) != 0) {
             stop();
-            FAIL(args[1], " did not start (first line: '", line, "')");
+            FAIL(name, " did not start (first line: '", line, "')");
         }
         port_ = static_cast<unsigned short>(std::stoi(line.substr(5)));
     }
@@ -93,24 +103,13 @@ inline std::string control(unsigned short port, const std::string& path,
                                   "https://localhost:" + std::to_string(port) + path};
     if (!json.empty())
         args.push_back(json);
-    int out[2];
-    REQUIRE(::pipe2(out, O_CLOEXEC) == 0);
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-    std::vector<char*> argv;
-    for (auto& a : args)
-        argv.push_back(a.data());
-    argv.push_back(nullptr);
     pid_t pid = -1;
-    REQUIRE(::posix_spawn(&pid, argv[0], &fa, nullptr, argv.data(), environ) == 0);
-    posix_spawn_file_actions_destroy(&fa);
-    ::close(out[1]);
+    const int fd = spawn_reading_stdout(std::move(args), pid);
     std::string body;
     char buf[4096];
-    for (ssize_t n; (n = ::read(out[0], buf, sizeof buf)) > 0;)
+    for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;)
         body.append(buf, static_cast<std::size_t>(n));
-    ::close(out[0]);
+    ::close(fd);
     int status = 0;
     ::waitpid(pid, &status, 0);
     const bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
