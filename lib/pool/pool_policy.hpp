@@ -372,13 +372,16 @@ public:
     {
         if (closed_)
             return;
-        // 0. Idle connections the server has closed meanwhile (is_open sees the end of stream
-        // or an unasked 421) leave now, so they are neither lent nor counted against the
-        // demand below. One idle long enough for a probe is the probe's to judge.
+        // 0. Idle connections the server has closed meanwhile (the end of stream, or an unasked
+        // 421, waiting unread) leave now, so they are neither lent nor counted against the
+        // demand below. Only those idle for peer_check_after: a busy pool lends a connection
+        // again as soon as it comes back, and asks nothing of the socket then (a close can't
+        // have arrived yet anyway). One idle long enough for a probe is the probe's to judge.
         if (front_waiter()) {
             std::vector<Conn> gone;
             for (auto& c : nodes_)
-                if (c.st == conn_state::ready && c.leases == 0 && !needs_probe(c, now) &&
+                if (c.st == conn_state::ready && c.leases == 0 &&
+                    now - c.last_used >= peer_check_after && !needs_probe(c, now) &&
                     peer_gone(c.conn))
                     gone.push_back(c.conn);
             for (auto& c : gone)
@@ -501,6 +504,9 @@ private:
         return c.st == conn_state::ready && !c.retire && is_open(c.conn) &&
                (opts_.max_age == duration::zero() || now - c.created < opts_.max_age);
     }
+
+    // How long a connection must have been idle before serve() asks whether its peer closed it.
+    static constexpr duration peer_check_after = std::chrono::milliseconds(10);
 
     // Whether the peer has closed an idle connection, where the connection type can tell
     // (`peer_gone(conn)`, found by argument-dependent lookup); false where it can't.
