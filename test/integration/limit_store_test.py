@@ -708,11 +708,13 @@ def case_adaptation(c):
           f"shared_rate_permille at the end {permille}", flush=True)
     c.check(a0 + b0 > 0 and 0.35 <= (a1 + b1) / (a0 + b0) <= 0.65,
             f"A + B: {a0 + b0:.1f}/s before, {a1 + b1:.1f}/s after A's 451s: want about half")
-    # B's own rate is measured against its share before, its fair half of the fleet's rate at
-    # least: a B that had only a third of the quota before gets half of the halved rate after
-    # (21/s -> 15/s was seen, B slowed all the same), and a B that kept its rate fails.
+    # How the fleet's rate splits between A and B varies run to run (B had 21, 13.5 and 35.5 of
+    # the 60/s before in three runs), so B's slow-down is bounded both ways by what is stable:
+    # after, at most 0.7 of its share before (its own rate, or half the fleet's if it had
+    # less: a B that kept what it could have had fails), and at least 0.2 of its own rate
+    # before (a B starved by A fails).
     b_share = max(b0, (a0 + b0) / 2)
-    c.check(b0 > 0 and 0.2 <= b1 / b_share <= 0.7,
+    c.check(b0 > 0 and b1 / b_share <= 0.7 and b1 / b0 >= 0.2,
             f"B's rate {b0:.1f}/s before (share {b_share:.1f}/s), {b1:.1f}/s after A's 451s: "
             f"want about half")
     c.check(not any(a[2] == "b@example.com" for a in arr_a), "B reached A's server")
