@@ -26,6 +26,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <memory>
 #include <random>
 #include <thread>
 
@@ -105,14 +106,17 @@ std::uint64_t grants_within(asio::io_context& io, limit::limiter& l, steady::dur
             io,
             [&]() -> awaitable<void> {
                 while (!stop && steady::now() < end) {
-                    asio::cancellation_signal cancel;
+                    // Shared with the timer's handler: a timer that expires as the grant
+                    // arrives runs its handler after this iteration ends (t.cancel() can't
+                    // take back a completion already queued).
+                    auto cancel = std::make_shared<asio::cancellation_signal>();
                     asio::steady_timer t(io, end - steady::now());
-                    t.async_wait([&](error_code ec) {
+                    t.async_wait([cancel](error_code ec) {
                         if (!ec)
-                            cancel.emit(asio::cancellation_type::terminal);
+                            cancel->emit(asio::cancellation_type::terminal);
                     });
                     auto [ec, p] = co_await l.async_acquire(
-                        1, asio::bind_cancellation_slot(cancel.slot(), use_tuple));
+                        1, asio::bind_cancellation_slot(cancel->slot(), use_tuple));
                     t.cancel();
                     if (ec)
                         break;
