@@ -102,6 +102,12 @@ public:
         case error::token_refresh_failed: return "the access token could not be refreshed";
         case error::token_refresh_refused: return "the token endpoint refused the grant";
         case error::invalid_token_source: return "the token source's configuration can't be used";
+        case error::invalid_dkim_key: return "the DKIM key can't be used";
+        case error::invalid_dkim_options: return "the DKIM options can't be used";
+        case error::dkim_signing_failed: return "the message can't be DKIM-signed";
+        case error::not_a_delivery_status: return "not a delivery-status report";
+        case error::delivery_status_too_large:
+            return "the delivery-status report is larger than the parser accepts";
         }
         return "unknown mailroom error";
     }
@@ -177,7 +183,8 @@ public:
         case error::http_redirect_refused:
         case error::http_response_too_large:
         case error::token_refresh_refused:
-        case error::invalid_token_source: return make_error_condition(condition::permanent);
+        case error::invalid_token_source:
+        case error::dkim_signing_failed: return make_error_condition(condition::permanent);
         default: return make_error_condition(condition::invalid_input);
         }
     }

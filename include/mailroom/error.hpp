@@ -167,6 +167,22 @@ enum class error {
     /// A token source's configuration can't be used: no token URL, a grant without its
     /// secret, a service-account key file that isn't JSON with an RSA private key. Permanent.
     invalid_token_source,
+
+    // DKIM signing and delivery-status reports (mime)
+    /// A DKIM key that can't be used: not a PEM private key, encrypted, neither RSA nor Ed25519,
+    /// or an RSA key under 1024 bits (RFC 8301 §3.2). diag.detail says which. Invalid input.
+    invalid_dkim_key,
+    /// DKIM options that can't be used: a domain or selector that isn't a DNS name, a header
+    /// list without From or with a name that isn't a field name. Invalid input.
+    invalid_dkim_options,
+    /// A message that can't be signed: no header section, or the signature couldn't be made.
+    dkim_signing_failed,
+    /// The input is not a delivery-status report (RFC 3464 / RFC 6522: multipart/report with
+    /// a message/delivery-status part), or is one too broken to read. Invalid input.
+    not_a_delivery_status,
+    /// A delivery-status report larger, more deeply nested or with more parts or recipients
+    /// than the parser accepts. Invalid input.
+    delivery_status_too_large,
 };
 
 /// The category of `mailroom::error`, named "mailroom". One instance, comparable across
