@@ -2,6 +2,7 @@
 #pragma once
 
 #include <mailroom/address.hpp>
+#include <mailroom/mime/dkim.hpp>
 #include <mailroom/mime/message.hpp>
 
 #include <chrono>
@@ -116,13 +117,18 @@ public:
     /// error::too_many_recipients. Default: default_max_recipients (10 000); `SIZE_MAX` for no
     /// cap.
     message_builder& max_recipients(std::size_t n);
+    /// Signs every message built with `signer` (DKIM, RFC 6376); called again, adds another
+    /// signature (one RSA and one Ed25519, as RFC 8463 advises). The body is hashed as it is
+    /// written, once per body canonicalization, while build() lays it out.
+    message_builder& dkim(dkim_signer signer);
 
     /// Validates everything and lays the message out. Errors (diag.field names the field):
     /// error::missing_from, error::no_recipients, error::invalid_address and the other address
     /// errors, error::control_character, error::invalid_utf8, error::invalid_header_name,
     /// error::reserved_header, error::invalid_message_id, error::invalid_content_id,
     /// error::invalid_uri, error::invalid_filename, error::invalid_content_type,
-    /// error::file_unreadable, error::too_many_recipients.
+    /// error::file_unreadable, error::too_many_recipients; with dkim(),
+    /// error::dkim_signing_failed.
     result<message> build(diagnostics& diag) const;
     /// As above; throws boost::system::system_error carrying the diagnostics on failure.
     message build_or_throw() const;
@@ -146,6 +152,7 @@ private:
     std::vector<stored_attachment> attachments_;
     transfer_mode mode_ = transfer_mode::seven_bit;
     std::size_t max_recipients_ = default_max_recipients;
+    std::vector<dkim_signer> signers_;
 };
 
 /// The media type for a file name's extension (`report.pdf` → `application/pdf`);
