@@ -154,6 +154,12 @@ message_builder& message_builder::max_recipients(std::size_t n)
     return *this;
 }
 
+message_builder& message_builder::dkim(dkim_signer signer)
+{
+    signers_.push_back(std::move(signer));
+    return *this;
+}
+
 // ---- build ----------------------------------------------------------------------------------
 
 namespace {
@@ -766,7 +772,10 @@ result<message> message_builder::build(diagnostics& diag) const
     add_header(h, "MIME-Version", "1.0");
     d->append_bytes(h);
     emit(body, *d);
-    return message(std::move(d));
+    message m(std::move(d));
+    if (signers_.empty())
+        return m;
+    return dkim_sign(m, signers_, std::chrono::system_clock::now(), diag);
 }
 
 message message_builder::build_or_throw() const

@@ -51,6 +51,14 @@ struct message_data {
                           std::uint64_t wire_size);
 };
 
+/// The content behind a message, for the library's own code (DKIM signing).
+struct message_access {
+    static const std::shared_ptr<const message_data>& data(const message& m) noexcept
+    {
+        return m.data_;
+    }
+};
+
 /// When message::from_wire_file reads a file whole instead of streaming its body.
 struct wire_file_limits {
     std::uint64_t whole = 1 << 20;  ///< files of at most this many octets

@@ -78,10 +78,9 @@ public:
     /// Errors: error::invalid_dkim_key (not a PEM private key, encrypted, neither RSA nor
     /// Ed25519, RSA under 1024 bits; diag.detail says which), error::invalid_dkim_options (a
     /// domain or selector that isn't a DNS name, a header name that isn't a field name).
-    static result<dkim_signer> from_pem(std::string_view pem, dkim_options opts,
-                                        diagnostics& diag);
-    /// from_pem for the key in `key_file`. Also error::invalid_dkim_key when the file can't be
-    /// read (diag.detail names it).
+    static result<dkim_signer> from_pem(std::string_view pem, dkim_options opts, diagnostics& diag);
+    /// from_pem for the key in `key_file` (at most 64 KiB). Also error::file_unreadable when
+    /// the file can't be read (diag.detail names it).
     static result<dkim_signer> load(const std::filesystem::path& key_file, dkim_options opts,
                                     diagnostics& diag);
 
@@ -112,9 +111,9 @@ private:
 };
 
 /// The message with one DKIM-Signature per signer, made at `now`, added at the top in the order
-/// given; each signs the message's own fields, not the other signatures. The body is hashed once per body
-/// canonicalization, however many signers there are: signing with an RSA and an Ed25519 key,
-/// as RFC 8463 advises, costs one pass over the body. Errors: as dkim_signer::sign().
+/// given; each signs the message's own fields, not the other signatures. The body is hashed once
+/// per body canonicalization, however many signers there are: signing with an RSA and an Ed25519
+/// key, as RFC 8463 advises, costs one pass over the body. Errors: as dkim_signer::sign().
 MAILROOM_API result<message> dkim_sign(const message& m, std::span<const dkim_signer> signers,
                                        std::chrono::system_clock::time_point now,
                                        diagnostics& diag);

@@ -16,6 +16,7 @@ namespace mailroom::mime {
 
 namespace detail {
 struct message_data;
+struct message_access;
 class reader_state;
 } // namespace detail
 
@@ -133,6 +134,7 @@ public:
     }
 
 private:
+    friend struct detail::message_access;
     std::shared_ptr<const detail::message_data> data_;
 };
 
