@@ -1120,14 +1120,13 @@ def case_eml_file_changed(c):
     srv = SERVERS.get("plain-sized", lambda: Aiosmtpd("plain-sized"))
     path = write_file("shrinking.eml", mixed_eml(2 << 20, 3))
     before = srv.emls()
-    # The relay connects upstream (so the greeting comes) 1.5 s after mailroom connects; the
-    # file is cut 0.5 s in, after mailroom has read it once and before it sends the body.
-    relay = SlowGreeter(srv.port, 1.5)
-    t = threading.Timer(0.5, lambda: os.truncate(path, 1 << 20))
-    t.start()
+    # mailroom reads and checks the whole file before it connects; the file is cut when the
+    # relay takes mailroom's connection, before it connects upstream (so the greeting comes
+    # 1.5 s later), so always after the first read and before the body is sent. A fixed timer
+    # raced the first read under ASan.
+    relay = SlowGreeter(srv.port, 1.5, on_accept=lambda: os.truncate(path, 1 << 20))
     r = mailroom("send", "--server", url(relay.port), "--tls", "none", "--timeout", "20",
                  "--eml", path)
-    t.join()
     c.check(r.rc not in (EX_OK, None), f"a file cut while sending: {r.why()}")
     c.check(one_line(r), f"want one line on stderr, got {r.err!r}")
     c.check(b"changed" in r.err, f"stderr: {r.err!r}")
@@ -1137,13 +1136,17 @@ def case_eml_file_changed(c):
 
 
 class SlowGreeter(RecordingRelay):
-    """A RecordingRelay that connects upstream only after `delay` seconds."""
+    """A RecordingRelay that connects upstream only after `delay` seconds, calling
+    `on_accept` (if given) first."""
 
-    def __init__(self, upstream_port, delay):
+    def __init__(self, upstream_port, delay, on_accept=None):
         self.delay = delay
+        self.on_accept = on_accept
         super().__init__(upstream_port)
 
     def before_upstream(self):
+        if self.on_accept:
+            self.on_accept()
         time.sleep(self.delay)
 
 
