@@ -49,7 +49,7 @@ struct dkim_options {
     /// The signing domain (`d=`), an ASCII DNS name (an IDN in its A-label form).
     std::string domain;
     /// The selector (`s=`): the key's public half is published at
-    /// `<selector>._domainkey.<domain>`.
+    /// `SELECTOR._domainkey.DOMAIN`.
     std::string selector;
     /// How header fields are canonicalized (the first half of `c=`).
     dkim_canonicalization header_canonicalization = dkim_canonicalization::relaxed;
@@ -91,7 +91,7 @@ public:
     /// Bits of the key: the RSA modulus size, or 256 for Ed25519.
     int key_bits() const noexcept;
     /// The DNS TXT record that publishes the public key at
-    /// `<selector>._domainkey.<domain>`, for example `v=DKIM1; k=ed25519; p=11qYAYKx...`.
+    /// `SELECTOR._domainkey.DOMAIN`, for example `v=DKIM1; k=ed25519; p=11qYAYKx...`.
     std::string dns_record() const;
 
     /// The message with a DKIM-Signature field added at the top, signed now. Errors:
