@@ -248,6 +248,7 @@ int bulk_main(std::span<char*> argv)
 {
     arg_reader args(argv);
     server_options server;
+    dkim_options dkim;
     std::optional<std::uint64_t> count;
     std::uint64_t connections = 4, recipients = 1, size = 2048, pipeline = 4;
     std::optional<std::uint64_t> concurrency, deadline;
@@ -268,7 +269,7 @@ int bulk_main(std::span<char*> argv)
             return ex_ok;
         }
         charge_given = charge_given || flag == "--charge";
-        if (server.take(flag, args) || limits.take(flag, args))
+        if (server.take(flag, args) || limits.take(flag, args) || dkim.take(flag, args))
             continue;
         const std::string f(flag);
         if (flag == "--dry-run")
@@ -316,6 +317,8 @@ int bulk_main(std::span<char*> argv)
     const limit::rate_limiter_options rate_limits =
         limits.limits_for(server.provider(), charge_given);
     const limit::store_options store = limits.store_for(server.provider());
+    // The keys are read and parsed once; every message is signed with these signers.
+    const std::vector<mime::dkim_signer> signers = dkim.signers();
     if (dry_run) {
         print_settings(opts, rate_limits, server.provider(), json);
         return ex_ok;
@@ -347,6 +350,8 @@ int bulk_main(std::span<char*> argv)
         if (to_given || recipients > 1)
             e.recipients = env.recipients;
         fixed = fixed->with_envelope(std::move(e));
+        // Signed once: every copy sent is this same message.
+        fixed = dkim_options::sign(*fixed, signers);
     }
     std::function<mime::message(std::uint64_t)> make;
 
@@ -398,6 +403,8 @@ int bulk_main(std::span<char*> argv)
     // gets its own Subject, Date and Message-ID.
     mime::message_builder tmpl;
     tmpl.from(mailbox(*from)).to(mailbox(env.recipients.front())).text({});
+    for (const mime::dkim_signer& s : signers)
+        tmpl.dkim(s);
     make = [&](std::uint64_t i) -> mime::message {
         if (fixed)
             return *fixed;
@@ -669,7 +676,8 @@ const char* bulk_usage()
         "                         AUTH mechanism and rate buckets used)\n"
         "  --dry-run              print the server, TLS mode, AUTH mechanism and rate buckets\n"
         "                         (--provider's, or as given) and exit without connecting\n"
-        "  --progress WHEN        auto (default: on a terminal) | always | never\n"
+        "  --progress WHEN        auto (default: on a terminal) | always | never\n" +
+        std::string(dkim_options::usage()) +
         "The summary accounts for every message: delivered, partial, failed, unknown (the final\n"
         "dot was written but no reply came: it may have been delivered) and not_attempted\n"
         "(never started, or stopped while it waited for its first attempt: nothing of it\n"

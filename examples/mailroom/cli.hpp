@@ -3,12 +3,14 @@
 
 #include <mailroom/limit/rate_limiter_options.hpp>
 #include <mailroom/limit/store_options.hpp>
+#include <mailroom/mime/dkim.hpp>
 #include <mailroom/mime/message_builder.hpp>
 #include <mailroom/providers/preset.hpp>
 #include <mailroom/smtp/client_options.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <chrono>
 #include <cstdint>
 #include <optional>
 #include <vector>
@@ -80,8 +82,9 @@ std::string error_text(error_code ec, const std::string& detail);
 class message_options {
 public:
     bool take(std::string_view flag, arg_reader& args);
-    /// Builds the message; failures carry the exit status the contract gives them.
-    mime::message build() const;
+    /// Builds the message, signed by each of `signers` (--dkim-*); failures carry the exit
+    /// status the contract gives them.
+    mime::message build(std::span<const mime::dkim_signer> signers = {}) const;
     /// Reads a message file (--eml; "-" is standard input). A file's body is not read into
     /// memory: it is read again, in chunks, while the message is written. Its envelope comes from
     /// its headers, or from --from and
@@ -111,6 +114,36 @@ private:
     std::optional<mailbox> from_;
     std::vector<mailbox> rcpts_;
     std::vector<std::string> header_names_; // given with --header
+};
+
+/// --dkim-key FILE --dkim-domain DOMAIN --dkim-selector NAME (a group, repeatable: one
+/// signature each), --dkim-canon, --dkim-headers and --dkim-expire (for every group), shared by
+/// compose, send and bulk; and `mailroom dkim record` (dkim_options.cpp).
+class dkim_options {
+public:
+    /// Consumes `flag` if it is one of these options; false otherwise.
+    bool take(std::string_view flag, arg_reader& args);
+    /// Consumes --dkim-key, --dkim-domain or --dkim-selector; false for anything else.
+    bool take_group(std::string_view flag, arg_reader& args);
+    /// One signer per group, each key read and parsed once, here. Usage failures (64) for an
+    /// incomplete group or group options without one; a key file that can't be read is
+    /// ex_noinput, a key or a domain, selector or header list that can't be used ex_dataerr.
+    /// Never says anything of a key's contents.
+    std::vector<mime::dkim_signer> signers() const;
+    /// `m` signed by `signers` now (for --eml messages); `m` itself when there are none.
+    static mime::message sign(const mime::message& m, std::span<const mime::dkim_signer> signers);
+    static const char* usage();
+
+private:
+    struct group {
+        std::optional<std::string> key, domain, selector;
+    };
+    std::vector<group> groups_;
+    std::string shared_flag_; // the first of --dkim-canon, --dkim-headers, --dkim-expire given
+    mime::dkim_canonicalization header_canon_ = mime::dkim_canonicalization::relaxed;
+    mime::dkim_canonicalization body_canon_ = mime::dkim_canonicalization::relaxed;
+    std::vector<std::string> headers_;
+    std::optional<std::chrono::seconds> expire_;
 };
 
 struct server_url {
@@ -244,5 +277,7 @@ int bulk_main(std::span<char*> args);
 const char* sink_usage();
 int providers_main(std::span<char*> args);
 const char* providers_usage();
+int dkim_main(std::span<char*> args);
+const char* dkim_usage();
 
 } // namespace mailroom::cli

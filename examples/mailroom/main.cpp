@@ -22,6 +22,7 @@ const char* top_usage =
     "  bulk      send many messages through a connection pool and rate limiter\n"
     "  sink      a local SMTP server that accepts everything (development)\n"
     "  providers list the provider presets (--provider NAME) and their limits\n"
+    "  dkim      'dkim record': the DNS TXT record for a DKIM key (--dkim-* options)\n"
     "run 'mailroom <command> --help' for a command's options, 'mailroom --version' for the\n"
     "version\n";
 
@@ -41,6 +42,11 @@ std::string one_line(std::string_view s)
     return out;
 }
 
+const char* compose_extra_usage =
+    "  --eml FILE             write this message file instead ('-': standard input), in wire\n"
+    "                         form (CRLF line ends); with --dkim-*, signed\n"
+    "signing (DKIM):\n";
+
 bool write_all(std::string_view s)
 {
     return std::fwrite(s.data(), 1, s.size(), stdout) == s.size();
@@ -57,19 +63,30 @@ int compose_main(std::span<char*> argv)
 {
     arg_reader args(argv);
     message_options msg;
+    dkim_options dkim;
+    std::optional<std::string> eml;
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
         if (flag == "--help" || flag == "-h") {
-            std::printf("usage: mailroom compose [options]\n%s", message_options::usage());
+            std::printf("usage: mailroom compose [options]\n%s%s%s", message_options::usage(),
+                        compose_extra_usage, dkim_options::usage());
             return ex_ok;
         }
         if (flag == "--version") {
             print_version();
             return ex_ok;
         }
-        if (!msg.take(flag, args))
+        if (msg.take(flag, args) || dkim.take(flag, args))
+            continue;
+        if (flag != "--eml")
             throw failure(ex_usage, "compose: unknown option " + std::string(flag));
+        eml = args.value();
+        if (*eml == "-")
+            claim_stdin("--eml");
     }
-    const mime::message m = msg.build();
+    // The keys are read and parsed once, before the message.
+    const std::vector<mime::dkim_signer> signers = dkim.signers();
+    const mime::message m =
+        eml ? dkim_options::sign(msg.build_from_eml(*eml), signers) : msg.build(signers);
     auto reader = m.open();
     error_code ec;
     for (std::string_view chunk = reader.next(ec); !chunk.empty(); chunk = reader.next(ec))
@@ -113,6 +130,8 @@ int main(int argc, char** argv)
             return bulk_main(args.subspan(1));
         if (cmd == "providers")
             return providers_main(args.subspan(1));
+        if (cmd == "dkim")
+            return dkim_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
                      top_usage);
         return ex_usage;

@@ -385,6 +385,12 @@ bool message_options::take_content(std::string_view flag, arg_reader& args)
         value.erase(0, value.find_first_not_of(' '));
         header_names_.push_back(v.substr(0, colon));
         builder_.header(v.substr(0, colon), std::move(value));
+    } else if (flag == "--list-unsubscribe") {
+        builder_.list_unsubscribe(args.value());
+    } else if (flag == "--list-unsubscribe-one-click") {
+        builder_.list_unsubscribe_one_click();
+    } else if (flag == "--8bit") {
+        builder_.mode(mime::transfer_mode::eight_bit);
     } else {
         return false;
     }
@@ -461,7 +467,7 @@ std::string own_option_for(std::string_view header)
 
 } // namespace
 
-mime::message message_options::build() const
+mime::message message_options::build(std::span<const mime::dkim_signer> signers) const
 {
     if (!have_from_)
         throw failure(ex_usage, "--from is required");
@@ -470,10 +476,14 @@ mime::message message_options::build() const
     mime::message_builder b = builder_;
     for (const input_file& f : files_)
         add_file(b, f);
+    for (const mime::dkim_signer& s : signers)
+        b.dkim(s);
     diagnostics d;
     auto r = b.build(d);
     if (!r) {
         const int status = r.error() == error::file_unreadable ? ex_noinput : ex_dataerr;
+        if (r.error() == error::dkim_signing_failed)
+            throw failure(status, "--dkim-key: " + error_text(r.error(), d.detail));
         const std::string& field = d.field;
         // A header --header gave is that option's mistake, not the option whose field it names
         // (`--header 'From: x'` is not --from's). Only the body checks, after the headers', say
@@ -481,6 +491,11 @@ mime::message message_options::build() const
         if (r.error() == error::reserved_header)
             throw failure(status,
                           "--header " + field + ": " + r.error().message() + own_option_for(field));
+        if (field == "List-Unsubscribe" || field == "List-Unsubscribe-Post")
+            throw failure(status, std::string(field == "List-Unsubscribe"
+                                                  ? "--list-unsubscribe: "
+                                                  : "--list-unsubscribe-one-click: ") +
+                                      error_text(r.error(), d.detail));
         const bool from_header =
             std::find(header_names_.begin(), header_names_.end(), field) != header_names_.end() &&
             !((field == "text" || field == "html") && r.error() == error::invalid_utf8);
@@ -517,6 +532,11 @@ const char* message_options::usage()
            "  --attach FILE          attach a file (repeatable)\n"
            "  --inline CID=FILE      inline part for <img src=\"cid:CID\"> (repeatable)\n"
            "  --header 'Name: value' extra header field (repeatable)\n"
+           "  --list-unsubscribe URI List-Unsubscribe (https: or mailto:; repeatable)\n"
+           "  --list-unsubscribe-one-click  List-Unsubscribe-Post one-click (RFC 8058; needs\n"
+           "                         an https --list-unsubscribe)\n"
+           "  --8bit                 send UTF-8 text as 8bit, not quoted-printable or base64\n"
+           "                         (the server must offer 8BITMIME)\n"
            "  --max-size BYTES       the most a file given above (or --eml) may hold; K, M, G\n"
            "                         suffixes (default 64M). Files must be regular files\n";
 }

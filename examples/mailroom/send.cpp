@@ -108,18 +108,21 @@ int send_main(std::span<char*> argv)
     message_options msg;
     server_options server;
     limit_options limits;
+    dkim_options dkim;
     std::optional<std::string> eml;
     bool json = false;
     for (std::string_view flag = args.next_flag(); !flag.empty(); flag = args.next_flag()) {
         if (flag == "--help" || flag == "-h") {
-            std::printf("%s%s", send_usage(), message_options::usage());
+            std::printf("%s%ssigning (DKIM; --eml messages too):\n%s", send_usage(),
+                        message_options::usage(), dkim_options::usage());
             return ex_ok;
         }
         if (flag == "--version") {
             print_version();
             return ex_ok;
         }
-        if (msg.take(flag, args) || server.take(flag, args) || limits.take(flag, args))
+        if (msg.take(flag, args) || server.take(flag, args) || limits.take(flag, args) ||
+            dkim.take(flag, args))
             continue;
         if (flag == "--json") {
             json = true;
@@ -141,7 +144,10 @@ int send_main(std::span<char*> argv)
         std::fprintf(stderr, "mailroom: %.*s\n", static_cast<int>(line.size()), line.data());
     };
 
-    const mime::message m = eml ? msg.build_from_eml(*eml) : msg.build();
+    // The keys are read and parsed once, before the message.
+    const std::vector<mime::dkim_signer> signers = dkim.signers();
+    const mime::message m =
+        eml ? dkim_options::sign(msg.build_from_eml(*eml), signers) : msg.build(signers);
 
     server.attach_tokens(opts, io.get_executor());
     smtp::client c(io.get_executor(), opts);
