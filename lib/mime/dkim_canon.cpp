@@ -68,10 +68,14 @@ void canonicalize_header(std::string& out, std::string_view field, dkim_canonica
     }
     const std::size_t colon = std::min(field.find(':'), field.size());
     std::string_view name = field.substr(0, colon);
-    while (!name.empty() && is_wsp(name.back()))
-        name.remove_suffix(1);
+    // The name unfolded too (obsolete syntax allows a fold before the colon), white space
+    // before the colon dropped.
+    const std::size_t name_start = out.size();
     for (char ch : name)
-        out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+        if (ch != '\r' && ch != '\n')
+            out += static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    while (out.size() > name_start && is_wsp(out.back()))
+        out.pop_back();
     out += ':';
     // The value unfolded, white space runs made one space, none at either end.
     bool space = false;
