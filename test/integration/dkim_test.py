@@ -17,9 +17,11 @@ copies (a header value, a body octet, an added From, an added body line) must fa
 The signature's own form is checked too: lines of at most 78 columns, t= present, l= absent,
 From oversigned, no absent header in h=. Then `mailroom send` and `mailroom bulk` deliver
 signed messages to aiosmtpd (peers/aiosmtpd_server.py) and what it recorded must verify, with
-SIZE= equal to the octets received; and keys that can't be used are refused with the exit
-status the CLI's contract gives bad input, saying so on one line and printing nothing of the
-key.
+SIZE= equal to the octets received, and through Exim 4.96 (unpacked by peers/exim_peer.sh,
+run with a configuration of this test's own, delivering into a Maildir) what Exim stored must
+verify too ("skip exim-received" when Exim can't be had); and keys that can't be used are
+refused with the exit status the CLI's contract gives bad input, saying so on one line and
+printing nothing of the key.
 
 Prints "ok NAME" or "FAIL NAME: WHY" per case, then the verifications per verifier, and finally
 "dkim: N passed, M failed"; exits 1 if any case failed, 77 (skipped) without the verifiers.
@@ -783,6 +785,153 @@ def case_send_bad_key_sends_nothing(c):
     c.eq("bulk: messages received", new_messages(before), [])
 
 
+EXIM_PEER = os.path.join(PEERS, "exim_peer.sh")
+EXIM_CONF = """keep_environment =
+exim_path = {exim}
+primary_hostname = mailroom.test
+exim_user = {user}
+exim_group = {group}
+local_interfaces = <; 127.0.0.1
+daemon_smtp_ports = {port}
+spool_directory = {dir}/spool
+log_file_path = {dir}/log/%slog
+pid_file_path = {dir}/exim.pid
+tls_advertise_hosts =
+host_lookup =
+rfc1413_hosts =
+dkim_verify_signers =
+acl_smtp_rcpt = acl_rcpt
+begin acl
+acl_rcpt:
+  accept
+begin routers
+everyone:
+  driver = accept
+  transport = to_maildir
+begin transports
+to_maildir:
+  driver = appendfile
+  directory = {dir}/mail
+  maildir_format
+  user = {user}
+  group = {group}
+  mode = 0644
+begin retry
+* * F,1m,1m
+"""
+
+
+class Exim:
+    """Debian's Exim 4.96 (unpacked by peers/exim_peer.sh, not installed) as a receiving
+    server on 127.0.0.1 with a configuration of our own: every recipient accepted and delivered
+    into one Maildir. Stopped by its PID."""
+
+    def __init__(self):
+        import grp
+        import pwd
+        import socket
+        exim_dir = os.environ.get("MAILROOM_EXIM_DIR", "/tmp/mailroom-exim")
+        r = subprocess.run(["sh", EXIM_PEER], capture_output=True, text=True, timeout=300,
+                           stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise RuntimeError(f"exim_peer.sh: status {r.returncode}: {r.stderr[-300:]}")
+        self.exim = os.path.join(exim_dir, "usr/sbin/exim4")
+        # Exim's own processes run as exim_user: the directory must be theirs to use.
+        self.dir = tempfile.mkdtemp(prefix="mailroom-dkim-exim-")
+        os.chmod(self.dir, 0o755)
+        for sub in ("spool", "log", "mail"):
+            os.mkdir(os.path.join(self.dir, sub), 0o777)
+            os.chmod(os.path.join(self.dir, sub), 0o777)
+        if os.geteuid() == 0:
+            user, group = "nobody", "nogroup"
+        else:
+            user = pwd.getpwuid(os.geteuid()).pw_name
+            group = grp.getgrgid(os.getegid()).gr_name
+        with socket.socket() as probe:
+            probe.bind((LOOPBACK, 0))
+            self.port = probe.getsockname()[1]
+        conf = os.path.join(self.dir, "exim.conf")
+        with open(conf, "w") as f:
+            f.write(EXIM_CONF.format(exim=self.exim, user=user, group=group, port=self.port,
+                                     dir=self.dir))
+        os.chmod(conf, 0o644)
+        self.err = open(os.path.join(TMP, "exim.stderr"), "w+")
+        self.proc = subprocess.Popen([self.exim, "-C", conf, "-bdf"], stdin=subprocess.DEVNULL,
+                                     stdout=self.err, stderr=self.err)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection((LOOPBACK, self.port), timeout=1).close()
+                break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("exim didn't start: " + self.log())
+                time.sleep(0.1)
+
+    def log(self):
+        self.err.seek(0)
+        out = self.err.read()
+        for name in ("mainlog", "paniclog", "rejectlog"):
+            try:
+                with open(os.path.join(self.dir, "log", name)) as f:
+                    out += f"\n{name}: " + f.read()[-600:]
+            except FileNotFoundError:
+                pass
+        return out
+
+    def delivered(self):
+        folder = os.path.join(self.dir, "mail", "new")
+        return sorted(os.listdir(folder)) if os.path.isdir(folder) else []
+
+    def wait_for(self, before, timeout=15):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            new = [n for n in self.delivered() if n not in before]
+            if new:
+                with open(os.path.join(self.dir, "mail", "new", new[0]), "rb") as f:
+                    return f.read()
+            time.sleep(0.1)
+        return None
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.err.close()
+        subprocess.run(["rm", "-rf", self.dir], timeout=30)
+
+
+def case_exim(c, exim):
+    """A signed message through Exim 4.96, verified as Exim stored it."""
+    try:
+        for canon in ("relaxed", "simple"):
+            before = exim.delivered()
+            r = mailroom("send", "--server", f"smtp://{LOOPBACK}:{exim.port}", "--tls", "none",
+                         "--timeout", "20", "--from", "Jörg Müller <joerg@example.org>", "--to",
+                         "rcpt@example.net", "--subject", "Grüße through Exim, " + canon,
+                         "--text", "Hello,\n.dot\n\ttab  \n\n\n", "--attach",
+                         os.path.join(TMP, "blob.bin"), *key_args("rsa", "ed"),
+                         "--dkim-canon", canon)
+            c.require(r.rc == 0, f"{canon}: send to Exim: {r.why()}")
+            got = exim.wait_for(before)
+            c.require(got is not None, f"{canon}: Exim stored nothing: {exim.log()}")
+            # A Maildir holds LF line ends; the message travels with CRLF.
+            eml = got.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+            c.check(eml.startswith(b"Received: ") and b"(Exim 4.96)" in head_of(eml),
+                    f"{canon}: no Received field from Exim on top: {eml[:200]!r}")
+            check_verifies(c, f"{canon}: stored by Exim", eml, 2)
+            check_fails(c, f"{canon}: stored by Exim (body line added)", add_body_line(eml))
+            check_fails(c, f"{canon}: stored by Exim (Subject changed)",
+                        change_header(eml, "Subject"))
+    finally:
+        exim.stop()
+
+
 def send_cases():
     for name, fn in (("send-signed", case_send_builder),
                      ("send-8bit-simple", case_send_8bit_simple),
@@ -791,6 +940,13 @@ def send_cases():
                      ("bulk-eml-signed", case_bulk_eml),
                      ("send-bad-key-sends-nothing", case_send_bad_key_sends_nothing)):
         TALLY.run(name, fn)
+    try:
+        exim = Exim()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        # Not counted as passed: the line says what was not checked.
+        print(f"skip exim-received: Exim 4.96 can't be had here: {e}", flush=True)
+        return
+    TALLY.run("exim-received", lambda c: case_exim(c, exim))
 
 
 # ---- main -------------------------------------------------------------------------------------
