@@ -277,6 +277,9 @@ int bulk_main(std::span<char*> args);
 const char* sink_usage();
 int providers_main(std::span<char*> args);
 const char* providers_usage();
+// bounce.cpp
+int bounce_main(std::span<char*> args);
+const char* bounce_usage();
 int dkim_main(std::span<char*> args);
 const char* dkim_usage();
 

@@ -22,6 +22,7 @@ const char* top_usage =
     "  bulk      send many messages through a connection pool and rate limiter\n"
     "  sink      a local SMTP server that accepts everything (development)\n"
     "  providers list the provider presets (--provider NAME) and their limits\n"
+    "  bounce    read a bounce (an RFC 3464 delivery-status report) and print it\n"
     "  dkim      'dkim record': the DNS TXT record for a DKIM key (--dkim-* options)\n"
     "run 'mailroom <command> --help' for a command's options, 'mailroom --version' for the\n"
     "version\n";
@@ -130,6 +131,8 @@ int main(int argc, char** argv)
             return bulk_main(args.subspan(1));
         if (cmd == "providers")
             return providers_main(args.subspan(1));
+        if (cmd == "bounce")
+            return bounce_main(args.subspan(1));
         if (cmd == "dkim")
             return dkim_main(args.subspan(1));
         std::fprintf(stderr, "mailroom: unknown command '%s'\n%s", one_line(cmd).c_str(),
