@@ -131,7 +131,7 @@ json::object report_json(const mime::delivery_status& r, error_code ec, const di
 
 void line(const char* label, const std::string& value, int indent = 0)
 {
-    std::printf("%*s%-*s %s\n", indent, "", 18 - indent, label, printable(value).c_str());
+    std::printf("%*s%-*s %s\n", indent, "", 20 - indent, label, printable(value).c_str());
 }
 
 void print_text(const mime::delivery_status& r)
