@@ -13,7 +13,8 @@ the reporting MTA's name and the Message-ID mailroom gave the message.
 
 - Exim 4.96 (Debian's exim4-daemon-light): `exim4 -C CONFIG -bdf`, the binary unpacked by
   peers/exim_peer.sh into $MAILROOM_EXIM_DIR (installed, the package would remove Postfix), or
-  an installed exim4.
+  an installed exim4. Also a delay warning: delayed.test routed to a port on 127.0.0.1 where
+  nothing listens, delay_warning 2s, a queue run every second.
 - Postfix (Debian's; installed for smtp-sink): a private instance, `postfix -c DIR start` with
   its own main.cf, master.cf and queue; also a delayed DSN (a relay that refuses connections,
   delay_warning_time 1s). Needs root, as Postfix's master does.
@@ -280,7 +281,7 @@ def exim_binary():
     return None
 
 
-def exim_config(d, port, exe):
+def exim_config(d, port, exe, dead_port):
     user = "root" if os.geteuid() == 0 else os.environ.get("USER", "nobody")
     # Exim never delivers as root (FIXED_NEVER_USERS): the mailbox is written as nobody.
     deliver_as = "nobody" if os.geteuid() == 0 else user
@@ -302,12 +303,21 @@ host_lookup =
 rfc1413_hosts =
 tls_advertise_hosts =
 acl_smtp_rcpt = acl_rcpt
+# A message deferred for 2 s gets a delay warning (a DSN with action delayed) to its sender.
+delay_warning = 2s
 
 begin acl
 acl_rcpt:
   accept
 
 begin routers
+# delayed.test goes to a port on 127.0.0.1 where nothing listens: deferred, never delivered.
+delayed:
+  driver = manualroute
+  domains = delayed.test
+  route_list = * {LOOPBACK} byname
+  self = send
+  transport = dead_end
 # Only the sender has a mailbox; every other local part is unrouteable, and Exim bounces it.
 mailbox:
   driver = accept
@@ -316,6 +326,12 @@ mailbox:
   transport = to_file
 
 begin transports
+dead_end:
+  driver = smtp
+  port = {dead_port}
+  hosts_override
+  allow_localhost
+  user = {deliver_as}
 to_file:
   driver = appendfile
   file = {d}/mail/sender
@@ -340,10 +356,11 @@ def case_exim(c):
     port = free_port()
     conf = os.path.join(d, "exim.conf")
     with open(conf, "w") as f:
-        f.write(exim_config(d, port, exe))
+        f.write(exim_config(d, port, exe, free_port()))
     log = open(os.path.join(d, "stderr"), "wb")
-    p = subprocess.Popen([exe, "-C", conf, "-bdf", "-oX", str(port)], stdin=subprocess.DEVNULL,
-                         stdout=log, stderr=log)
+    # -q1s: a queue run every second, which sends the delay warning once it is due.
+    p = subprocess.Popen([exe, "-C", conf, "-bdf", "-q1s", "-oX", str(port)],
+                         stdin=subprocess.DEVNULL, stdout=log, stderr=log)
     try:
         c.require(wait_port(port), f"exim didn't listen on {port}: {read(d, 'stderr')}"
                                    f"{read(d, 'log/paniclog')}")
@@ -360,6 +377,27 @@ def case_exim(c):
         c.check(b"Exim 4.96" in raw, "the bounce doesn't say Exim 4.96 made it")
         print(f"  exim: {exe}: status {b['recipients'][0]['status']['code']}, "
               f"Message-ID {b['original']['message_id']}", flush=True)
+
+        # A delay warning: the relay for delayed.test refuses connections.
+        os.truncate(os.path.join(d, "mail/sender"), 0)
+        rcpt = "later@delayed.test"
+        rep = send(c, port, rcpt, subject + " delayed")
+        raw = wait_bounce(os.path.join(d, "mail/sender"))
+        c.require(raw is not None, f"no delay warning: {read(d, 'log/mainlog')[-1500:]}")
+        path = os.path.join(TMP, "exim-delayed.eml")
+        with open(path, "wb") as f:
+            f.write(raw)
+        b = bounce_json(c, path)
+        c.eq("complete", b["complete"], True)
+        c.eq("reporting MTA", b["reporting_mta"], {"type": "dns", "value": "exim." + DOMAIN})
+        r = b["recipients"][0]
+        c.eq("final recipient", r["final_recipient"], {"type": "rfc822", "value": rcpt})
+        c.eq("action", r["action"], "delayed")
+        c.eq("status class", r["status"]["class"], 4)
+        c.eq("original Message-ID", b["original"]["message_id"], rep["message_id"])
+        # Deferred for the reason meant: the connection refused, not a configuration error.
+        c.check("Connection refused" in read(d, "log/mainlog"), "mainlog: " +
+                read(d, "log/mainlog")[-800:])
     finally:
         p.terminate()
         try:
@@ -541,7 +579,7 @@ def main():
         TALLY.run("rfc3464-example", case_rfc3464)
         TALLY.run("truncated-report", case_truncated)
         TALLY.run("exit-statuses", case_contract)
-        cases = (("exim-bounce", case_exim, lambda: None if exim_binary() else
+        cases = (("exim-bounce-and-delay", case_exim, lambda: None if exim_binary() else
                   "no exim4 (test/integration/peers/exim_peer.sh unpacks Debian's)"),
                  ("postfix-bounce-and-delay", case_postfix, postfix_missing))
         for name, fn, missing in cases:
