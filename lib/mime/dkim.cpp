@@ -86,13 +86,22 @@ struct body_hash {
         : canon(c)
         , canonicalizer(c)
     {
+        buf.reserve(16 * 1024);
     }
+    // Canonicalized 8 KiB at a time and hashed as soon as 8 KiB are ready, so the buffer stays
+    // small whatever the chunk (a chunk of 86 KiB made it grow past glibc's trim threshold,
+    // and every message paid for the heap shrinking and growing again).
     void feed(std::string_view in)
     {
-        canonicalizer.feed(buf, in);
-        if (buf.size() >= 64 * 1024) {
-            hash.update(buf);
-            buf.clear();
+        constexpr std::size_t piece = 8 * 1024;
+        while (!in.empty()) {
+            const std::size_t n = std::min(piece, in.size());
+            canonicalizer.feed(buf, in.substr(0, n));
+            in.remove_prefix(n);
+            if (buf.size() >= piece) {
+                hash.update(buf);
+                buf.clear();
+            }
         }
     }
     std::optional<std::string> finish()
@@ -169,19 +178,35 @@ error_code read_message(const message& m, std::string& header, std::vector<body_
         if (chunk.empty())
             break;
         if (!in_body) {
-            const std::size_t from = header.size() >= 3 ? header.size() - 3 : 0;
-            header += chunk;
-            std::size_t end = std::string::npos;
-            if (header.starts_with("\r\n"))
-                end = 0;
-            else if (auto p = header.find("\r\n\r\n", from); p != std::string::npos)
-                end = p + 2;
-            if (end == std::string::npos)
+            // Only the header section is copied; the body is hashed from the reader's chunks.
+            std::size_t start = std::string::npos; // of the CRLF CRLF, in header + chunk
+            if (header.empty() && chunk.starts_with("\r\n")) {
+                start = 0;
+            } else {
+                // The CRLF CRLF may start in the octets read before: look across the seam.
+                const std::size_t k = std::min<std::size_t>(3, header.size());
+                const std::string seam =
+                    header.substr(header.size() - k) + std::string(chunk.substr(0, 3));
+                if (auto p = seam.find("\r\n\r\n"); p != std::string::npos)
+                    start = header.size() - k + p;
+                else if (auto q = chunk.find("\r\n\r\n"); q != std::string_view::npos)
+                    start = header.size() + q;
+            }
+            if (start == std::string::npos) {
+                header += chunk;
                 continue;
-            const std::string_view rest = std::string_view(header).substr(end + 2);
+            }
+            // The header section ends with its last field's CRLF; the body follows the empty
+            // line. (start 0: no field at all, an empty header section.)
+            const std::size_t before = header.size();
+            const std::size_t header_end = start == 0 ? 0 : start + 2;
+            const std::size_t body_start = start + 2 + (start == 0 ? 0 : 2);
+            if (header_end >= before)
+                header += chunk.substr(0, header_end - before);
+            else
+                header.resize(header_end);
             for (body_hash& h : hashes)
-                h.feed(rest);
-            header.resize(end);
+                h.feed(chunk.substr(body_start - before));
             in_body = true;
             continue;
         }

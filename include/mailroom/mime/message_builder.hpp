@@ -118,8 +118,11 @@ public:
     /// cap.
     message_builder& max_recipients(std::size_t n);
     /// Signs every message built with `signer` (DKIM, RFC 6376); called again, adds another
-    /// signature (one RSA and one Ed25519, as RFC 8463 advises). The body is hashed as it is
-    /// written, once per body canonicalization, while build() lays it out.
+    /// signature (one RSA and one Ed25519, as RFC 8463 advises). build() hashes the body right
+    /// after laying it out, once per body canonicalization, from the chunks the message's
+    /// writer makes (attachments base64-encoded a chunk at a time, files read in chunks,
+    /// nothing held whole); a built message keeps attachments unencoded, so they are encoded
+    /// again when it is written.
     message_builder& dkim(dkim_signer signer);
 
     /// Validates everything and lays the message out. Errors (diag.field names the field):

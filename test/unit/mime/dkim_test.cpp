@@ -433,3 +433,26 @@ TEST_CASE("dkim.verify: dkimpy verifies the library's signatures")
     REQUIRE(s2.has_value());
     CHECK(dkimpy_verify(wire(*s2), records) == "1");
 }
+
+TEST_CASE("dkim.verify: the empty line anywhere across the writer's 64 KiB chunks")
+{
+    // The header section is copied until the empty line, which may begin in one chunk and end
+    // in the next: put it at each offset around the first chunk's end.
+    const dkim_signer ed = signer(ed_pem(), opts("example.com", "ed"));
+    const std::vector<std::pair<std::string, std::string>> records = {{"ed", ed.dns_record()}};
+    for (std::size_t j = 0; j <= 4; ++j) {
+        std::string head = "From: a@example.com\r\nTo: b@example.net\r\n";
+        const std::size_t target = 64 * 1024 - j; // where "\r\n\r\n" starts
+        while (head.size() + 160 < target)
+            head += "X-Pad: " + std::string(70, 'p') + "\r\n";
+        head += "X-Last: " + std::string(target - head.size() - 8, 'q') + "\r\n";
+        REQUIRE(head.size() == target + 2);
+        const std::string msg = head + "\r\nbody line\r\n";
+        diagnostics d;
+        auto m = mime::message::from_wire(msg, d);
+        REQUIRE_MESSAGE(m.has_value(), d.to_string());
+        auto s = ed.sign(*m, d);
+        REQUIRE_MESSAGE(s.has_value(), d.to_string());
+        CHECK_MESSAGE(dkimpy_verify(wire(*s), records) == "1", "empty line at ", target);
+    }
+}
