@@ -2,6 +2,7 @@
 // leave most members out: compiled with the warnings services build with (-Wextra's
 // missing-field-initializers among them), this stays silent.
 #include <mailroom/mailer/mailer.hpp>
+#include <mailroom/mime/dkim.hpp>
 #include <mailroom/smtp/client.hpp>
 
 #include <chrono>
@@ -30,6 +31,13 @@ mailer_options options_as_readme_shows()
     mo.providers.push_back({.name = "backup", .server = o});
     mo.retry = {.max_attempts = 5};
     return mo;
+}
+
+mime::dkim_options dkim_options_as_readme_shows()
+{
+    mime::dkim_options o{.domain = "example.com", .selector = "rsa2026"};
+    o = {.domain = "example.com", .selector = "ed2026", .expire_after = std::chrono::hours(24)};
+    return o;
 }
 
 } // namespace mailroom

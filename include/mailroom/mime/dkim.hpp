@@ -47,10 +47,10 @@ MAILROOM_API std::span<const std::string_view> default_dkim_headers() noexcept;
 /// canonicalizations, the header fields, the expiry.
 struct dkim_options {
     /// The signing domain (`d=`), an ASCII DNS name (an IDN in its A-label form).
-    std::string domain;
+    std::string domain{};
     /// The selector (`s=`): the key's public half is published at
     /// `SELECTOR._domainkey.DOMAIN`.
-    std::string selector;
+    std::string selector{};
     /// How header fields are canonicalized (the first half of `c=`).
     dkim_canonicalization header_canonicalization = dkim_canonicalization::relaxed;
     /// How the body is canonicalized (the second half of `c=`).
@@ -59,9 +59,9 @@ struct dkim_options {
     /// default_dkim_headers(). As with the default, a name is signed once per instance the
     /// message has and not at all when it has none, and From is always signed, once more than
     /// it appears (oversigned), so that no From can be added.
-    std::vector<std::string> headers;
+    std::vector<std::string> headers{};
     /// When set, the signature expires this long after it is made (`x=`).
-    std::optional<std::chrono::seconds> expire_after;
+    std::optional<std::chrono::seconds> expire_after{};
 };
 
 /// Signs messages with one DKIM key. Built once from the key (the key is parsed and kept), then
